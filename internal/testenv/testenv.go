@@ -1,0 +1,131 @@
+// Package testenv starts the real servers fedigate's tests talk to (Redis,
+// SOCKS5 servers, Chromium) on loopback, one per test or per package, and
+// stops them when the test ends. It is for tests only.
+//
+// A missing program is a test failure, never a skip: the message names the
+// Debian package and the command (./scripts/test) that installs it.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Binary returns the path of a program the test needs, or fails the test
+// naming the Debian package that provides it.
+func Binary(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: install the Debian package %q (./scripts/test installs everything the tests need)", name, debianPackage)
+	}
+	return p
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a server started for a test.
+type Process struct {
+	Cmd  *exec.Cmd
+	Addr string // host:port it listens on
+
+	mu     sync.Mutex
+	out    bytes.Buffer
+	done   chan struct{}
+	killed bool
+}
+
+// Output returns what the process printed so far.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *Process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+// Stop kills the process and waits for it to exit. Safe to call twice.
+func (p *Process) Stop() {
+	p.mu.Lock()
+	already := p.killed
+	p.killed = true
+	p.mu.Unlock()
+	if !already && p.Cmd.Process != nil {
+		_ = p.Cmd.Process.Kill()
+	}
+	<-p.done
+}
+
+// Start runs a program, registers its stop with t.Cleanup and waits until
+// addr accepts TCP connections (at most 10 s).
+func Start(t testing.TB, addr string, name string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Cmd: exec.Command(name, args...), Addr: addr, done: make(chan struct{})}
+	p.Cmd.Stdout = p
+	p.Cmd.Stderr = p
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.Stop)
+	if err := WaitListening(addr, 10*time.Second, p.done); err != nil {
+		t.Fatalf("%s did not listen on %s: %v\noutput:\n%s", name, addr, err, p.Output())
+	}
+	return p
+}
+
+// WaitListening polls addr until it accepts a TCP connection, the timeout
+// passes, or exited is closed.
+func WaitListening(addr string, timeout time.Duration, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("process exited")
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Loopback returns "127.0.0.1:port" for a fresh free port.
+func Loopback(t testing.TB) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+}
+
+func splitHostPort(t testing.TB, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("bad address %q: %v", addr, err)
+	}
+	return h, p
+}
