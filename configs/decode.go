@@ -116,6 +116,10 @@ func (d *decoder) decodeValue(key string, v any, rv reflect.Value, size bool) {
 			d.bad(key, "want a list in brackets, like [\"a\", \"b\"]; got %s", tomlKind(v))
 			return
 		}
+		if len(list) == 0 {
+			rv.Set(reflect.Zero(t)) // [] and an absent key mean the same
+			return
+		}
 		out := reflect.MakeSlice(t, len(list), len(list))
 		before := len(d.list)
 		for i, e := range list {

@@ -2,7 +2,6 @@ package configs
 
 import (
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -41,9 +40,7 @@ func validateServer(c *Config, fs *faults) {
 	for i, h := range s.ClientIPHeaders {
 		if !validToken(h) {
 			fs.bad(key("server.client_ip_headers", i), "%q is not a header name", h)
-			continue
 		}
-		s.ClientIPHeaders[i] = http.CanonicalHeaderKey(h)
 	}
 	positive(fs, "server.max_request_body", s.MaxRequestBody)
 	if s.MaxHeaderBytes < 4<<10 {
