@@ -1,0 +1,130 @@
+// Package admin owns fedigate's operator surface on admin.listen: /healthz
+// (the process is up), /readyz (every part it depends on answers) and
+// /metrics (Prometheus). The metrics live in a Metrics value with its own
+// registry; the other packages report through their Observe hooks, which
+// cmd/fedigate points at the Metrics methods here. Nothing in this package
+// knows another package's insides.
+package admin
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every fedigate metric in a registry of its own (no
+// package globals, so tests and reloads never collide).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	limitDecisions *prometheus.CounterVec
+	storeErrors    prometheus.Counter
+	breakerOpen    prometheus.Gauge
+	gateEvents     *prometheus.CounterVec
+	surge          prometheus.Gauge
+	egressEvents   *prometheus.CounterVec
+	egressBytes    *prometheus.CounterVec
+	certExpiry     *prometheus.GaugeVec
+}
+
+// NewMetrics registers every metric, plus Go runtime and process metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedigate_requests_total", Help: "Requests answered by the edge, by route class and status code.",
+	}, []string{"route", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "fedigate_request_duration_seconds", Help: "Time from request to the end of the response, by route class.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"route"})
+	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedigate_backend_errors_total", Help: "Requests the backend did not answer (502) or answered too late (504), by route class.",
+	}, []string{"route", "code"})
+	m.limitDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedigate_ratelimit_decisions_total", Help: "Rate-limit decisions by rule and outcome (allowed, limited, store_error_allowed, store_error_denied).",
+	}, []string{"rule", "outcome"})
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fedigate_ratelimit_store_errors_total", Help: "Decisions the rate-limit store could not make (Redis down or slow).",
+	})
+	m.breakerOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fedigate_ratelimit_store_breaker_open", Help: "1 while the rate-limit store is skipped after failures, else 0.",
+	})
+	m.gateEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedigate_signup_events_total", Help: "Sign-up gate events: challenge shown, solved, pass admitted, refused (by reason).",
+	}, []string{"event", "reason"})
+	m.surge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fedigate_signup_surge", Help: "1 while the sign-up gate is in surge lock-down, else 0.",
+	})
+	m.egressEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedigate_egress_requests_total", Help: "Egress proxy requests and tunnels by kind (connect, forward) and verdict (allowed, or the refusal reason, or upstream_error).",
+	}, []string{"kind", "verdict"})
+	m.egressBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedigate_egress_bytes_total", Help: "Bytes carried by the egress, by direction (up = to the destination).",
+	}, []string{"direction"})
+	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fedigate_certificate_expiry_timestamp_seconds", Help: "When each served certificate expires (Unix time).",
+	}, []string{"name"})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.upstreamErrors, m.limitDecisions, m.storeErrors,
+		m.breakerOpen, m.gateEvents, m.surge, m.egressEvents, m.egressBytes, m.certExpiry,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	return m
+}
+
+// Request records one answered request.
+func (m *Metrics) Request(route string, status int, d time.Duration) {
+	code := strconv.Itoa(status)
+	m.requests.WithLabelValues(route, code).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	if status == 502 || status == 504 {
+		m.upstreamErrors.WithLabelValues(route, code).Inc()
+	}
+}
+
+// RateLimit records one rate-limit decision; storeErr marks a decision made
+// by on_store_error because the store failed.
+func (m *Metrics) RateLimit(rule, outcome string, storeErr bool) {
+	m.limitDecisions.WithLabelValues(rule, outcome).Inc()
+	if storeErr {
+		m.storeErrors.Inc()
+	}
+}
+
+// StoreBreaker records the store breaker opening (true) or closing.
+func (m *Metrics) StoreBreaker(open bool) { m.breakerOpen.Set(b2f(open)) }
+
+// Gate records a sign-up gate event.
+func (m *Metrics) Gate(event, reason string) { m.gateEvents.WithLabelValues(event, reason).Inc() }
+
+// Surge records the surge lock-down turning on or off.
+func (m *Metrics) Surge(on bool) { m.surge.Set(b2f(on)) }
+
+// Egress records one egress request or tunnel and its bytes.
+func (m *Metrics) Egress(kind, verdict string, up, down int64) {
+	m.egressEvents.WithLabelValues(kind, verdict).Inc()
+	if up > 0 {
+		m.egressBytes.WithLabelValues("up").Add(float64(up))
+	}
+	if down > 0 {
+		m.egressBytes.WithLabelValues("down").Add(float64(down))
+	}
+}
+
+// CertExpiry records when the certificate for name expires.
+func (m *Metrics) CertExpiry(name string, notAfter time.Time) {
+	m.certExpiry.WithLabelValues(name).Set(float64(notAfter.Unix()))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
