@@ -1,0 +1,260 @@
+package ratelimit
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// nShards is the number of independently locked shards per rule table.
+const nShards = 32
+
+// entryOverhead is the memory one tracked client costs besides its ring of
+// timestamps: the entry (key, ring header, indices; 56 bytes) and its map
+// slot, rounded up.
+const entryOverhead = 96
+
+// memStore is the in-process store: one table per rule id, shared by the
+// Limiters built from one another by Reconfigure. A table lives while a
+// Limiter that uses it is open.
+type memStore struct {
+	maxKeys int       // per table
+	base    time.Time // timestamps are nanoseconds since base
+
+	mu     sync.Mutex
+	tables map[string]*table
+	seq    uint64
+}
+
+func newMemStore(maxKeys int, now time.Time) *memStore {
+	return &memStore{maxKeys: maxKeys, base: now, tables: map[string]*table{}}
+}
+
+// acquire returns the table of a rule, creating it when no open Limiter
+// uses it yet.
+func (m *memStore) acquire(r *rule) *table {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.tables[r.id]; ok {
+		t.refs++
+		return t
+	}
+	m.seq++
+	t := newTable(m.seq, r.limit, r.period, (m.maxKeys+nShards-1)/nShards)
+	t.refs = 1
+	m.tables[r.id] = t
+	return t
+}
+
+func (m *memStore) release(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.tables[id]; ok {
+		if t.refs--; t.refs <= 0 {
+			delete(m.tables, id)
+		}
+	}
+}
+
+// table holds one rule's sliding logs, sharded by client key.
+type table struct {
+	seq      uint64 // lock order across tables
+	refs     int    // guarded by memStore.mu
+	limit    int32
+	period   int64 // nanoseconds
+	perShard int
+	seed     [2]uint64
+	shards   [nShards]shard
+}
+
+func newTable(seq uint64, limit int, period time.Duration, perShard int) *table {
+	t := &table{seq: seq, limit: int32(limit), period: int64(period), perShard: max(perShard, 1)}
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	t.seed = [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	for i := range t.shards {
+		t.shards[i].idx = map[clientKey]int32{}
+		t.shards[i].head, t.shards[i].tail = -1, -1
+	}
+	return t
+}
+
+// shardOf picks a shard with a keyed hash, so an attacker cannot aim a set
+// of addresses at one shard.
+func (t *table) shardOf(k clientKey) *shard {
+	lo := binary.LittleEndian.Uint64(k[:8]) ^ t.seed[0]
+	hi := binary.LittleEndian.Uint64(k[8:]) ^ t.seed[1]
+	h := (lo*0x9E3779B97F4A7C15 ^ hi) * 0xC2B2AE3D27D4EB4F
+	h ^= h >> 29
+	return &t.shards[h%nShards]
+}
+
+// shard is a bounded map of client key to sliding log, with the entries in
+// a least-recently-used list so the stalest is evicted first.
+type shard struct {
+	mu         sync.Mutex
+	idx        map[clientKey]int32
+	ents       []entry
+	free       []int32
+	head, tail int32 // most and least recently used; -1 when empty
+	_          [64]byte
+}
+
+// entry is one client's sliding log: the timestamps of its admitted
+// requests still inside the window, oldest first, in a ring of capacity
+// limit.
+type entry struct {
+	key        clientKey
+	ring       []int64
+	start, n   int32
+	prev, next int32
+}
+
+func (s *shard) unlink(i int32) {
+	e := &s.ents[i]
+	if e.prev >= 0 {
+		s.ents[e.prev].next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next >= 0 {
+		s.ents[e.next].prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+}
+
+func (s *shard) pushFront(i int32) {
+	e := &s.ents[i]
+	e.prev, e.next = -1, s.head
+	if s.head >= 0 {
+		s.ents[s.head].prev = i
+	}
+	s.head = i
+	if s.tail < 0 {
+		s.tail = i
+	}
+}
+
+func (s *shard) remove(i int32) {
+	s.unlink(i)
+	delete(s.idx, s.ents[i].key)
+	s.free = append(s.free, i)
+}
+
+// sweep drops the least recently used entry when its window is empty, so
+// idle clients expire one per decision without a background task.
+func (s *shard) sweep(t *table, now int64) {
+	if s.tail < 0 {
+		return
+	}
+	e := &s.ents[s.tail]
+	if e.n == 0 || e.ring[(e.start+e.n-1)%t.limit] <= now-t.period {
+		s.remove(s.tail)
+	}
+}
+
+// get returns the entry of k, moved to the front of the LRU list, creating
+// it (evicting the stalest entry when the shard is full) if absent.
+func (s *shard) get(t *table, k clientKey) *entry {
+	if i, ok := s.idx[k]; ok {
+		if s.head != i {
+			s.unlink(i)
+			s.pushFront(i)
+		}
+		return &s.ents[i]
+	}
+	var i int32
+	switch {
+	case len(s.free) > 0:
+		i = s.free[len(s.free)-1]
+		s.free = s.free[:len(s.free)-1]
+	case len(s.ents) < t.perShard:
+		s.ents = append(s.ents, entry{ring: make([]int64, t.limit)})
+		i = int32(len(s.ents) - 1)
+	default:
+		i = s.tail
+		s.unlink(i)
+		delete(s.idx, s.ents[i].key)
+	}
+	e := &s.ents[i]
+	e.key, e.start, e.n = k, 0, 0
+	s.idx[k] = i
+	s.pushFront(i)
+	return e
+}
+
+// expire drops timestamps that left the window: t leaves it at t+period.
+func (e *entry) expire(t *table, now int64) {
+	for e.n > 0 && e.ring[e.start] <= now-t.period {
+		e.start = (e.start + 1) % t.limit
+		e.n--
+	}
+}
+
+func (e *entry) record(t *table, now int64) {
+	if e.n > 0 && now < e.ring[(e.start+e.n-1)%t.limit] {
+		now = e.ring[(e.start+e.n-1)%t.limit] // a clock that stepped back keeps the log in order
+	}
+	e.ring[(e.start+e.n)%t.limit] = now
+	e.n++
+}
+
+// decide admits the request for all tables or for none: it is admitted
+// when every table has room for it in the client's window, and then it is
+// recorded in every table. Tables are locked in seq order (so Limiters
+// sharing tables in different orders cannot deadlock) and out[i] receives
+// tables[i]'s result. order lists indexes of tables sorted by seq.
+func (m *memStore) decide(tables []*table, order []int, k clientKey, wall time.Time, out []Result) bool {
+	now := wall.Sub(m.base).Nanoseconds()
+	var ents [maxMatch]*entry
+	for _, i := range order {
+		t := tables[i]
+		s := t.shardOf(k)
+		s.mu.Lock()
+		s.sweep(t, now)
+		e := s.get(t, k)
+		e.expire(t, now)
+		ents[i] = e
+	}
+	allowed := true
+	for i, t := range tables {
+		if ents[i].n >= t.limit {
+			allowed = false
+		}
+	}
+	for i, t := range tables {
+		e := ents[i]
+		if allowed {
+			e.record(t, now)
+		}
+		r := Result{Allowed: allowed, Limit: int(t.limit), Remaining: int(t.limit - e.n)}
+		var resetAfter int64
+		if e.n > 0 {
+			resetAfter = e.ring[e.start] + t.period - now
+		}
+		if !allowed && e.n >= t.limit {
+			r.RetryAfter = time.Duration(resetAfter)
+		}
+		r.Reset = wall.Add(time.Duration(resetAfter))
+		out[i] = r
+	}
+	for j := len(order) - 1; j >= 0; j-- {
+		tables[order[j]].shardOf(k).mu.Unlock()
+	}
+	return allowed
+}
+
+// size returns how many clients the table tracks (for tests).
+func (t *table) size() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.idx)
+		s.mu.Unlock()
+	}
+	return n
+}

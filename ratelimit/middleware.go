@@ -1,0 +1,148 @@
+package ratelimit
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Bodies of the refusals (the public half; the cause goes to the log).
+const (
+	bodyTooMany     = `{"error":"Too many requests"}` + "\n"
+	bodyUnavailable = `{"error":"Service temporarily unavailable"}` + "\n"
+)
+
+// resetFormat is ISO 8601 in UTC with microseconds, as Mastodon sends
+// X-RateLimit-Reset.
+const resetFormat = "2006-01-02T15:04:05.000000Z"
+
+// Middleware counts each request against every rule whose methods and
+// path it matches (an exempt client, and for unauthenticated rules a
+// request with credentials, is not counted). Over any limit it answers
+// 429 itself and next never runs; when the store fails, on_store_error
+// decides (deny: 503). Counted responses carry X-RateLimit-Limit,
+// -Remaining and -Reset of the tightest matching rule.
+func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var matched [maxMatch]int
+		n := l.match(r, &matched)
+		if n == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		client := l.clientAddr(r)
+		plain := client.Unmap()
+		m, authChecked, authed := 0, false, false
+		for _, i := range matched[:n] {
+			rl := &l.rules[i]
+			if l.exempted(rl, plain) {
+				continue
+			}
+			if rl.unauthenticated {
+				if !authChecked {
+					authChecked, authed = true, authenticated(r.Header)
+				}
+				if authed {
+					continue
+				}
+			}
+			matched[m] = i
+			m++
+		}
+		if m == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var out [maxMatch]Result
+		idx := matched[:m]
+		allowed, err := l.decide(r.Context(), idx, client, out[:m])
+		_, counted := l.keyer.key(client)
+		if err != nil {
+			for j, i := range idx {
+				out[j] = l.storeFailed(&l.rules[i])
+			}
+			allowed = !l.deny
+		}
+		if l.opts.Observe != nil {
+			for j, i := range idx {
+				l.opts.Observe(Decision{Rule: l.rules[i].name, Client: counted, Result: out[j], Err: err})
+			}
+		}
+		switch {
+		case err != nil && !allowed:
+			l.log.LogAttrs(r.Context(), slog.LevelInfo, "rate limit store unavailable: request refused",
+				slog.String("rule", l.rules[idx[0]].name), slog.String("client", l.keyer.text(counted)),
+				slog.String("error", err.Error()))
+			h := w.Header()
+			h.Set("Retry-After", retryAfterSeconds(l.opts.ProbeInterval))
+			h.Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(bodyUnavailable))
+			return
+		case err != nil:
+			next.ServeHTTP(w, r)
+			return
+		}
+		t := tightest(out[:m], allowed)
+		rl, res := &l.rules[idx[t]], out[t]
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", rl.limitText)
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
+		h.Set("X-RateLimit-Reset", res.Reset.UTC().Format(resetFormat))
+		if allowed {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ra := retryAfterSeconds(res.RetryAfter)
+		l.log.LogAttrs(r.Context(), slog.LevelInfo, "rate limited",
+			slog.String("rule", rl.name), slog.String("client", l.keyer.text(counted)),
+			slog.Int("limit", rl.limit), slog.Duration("period", rl.period), slog.String("retry_after", ra))
+		h.Set("Retry-After", ra)
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(bodyTooMany))
+	})
+}
+
+// match fills matched with the indexes of the rules whose method and path
+// r matches and returns how many there are.
+func (l *Limiter) match(r *http.Request, matched *[maxMatch]int) int {
+	p := normalPath(r.URL.Path)
+	override := ""
+	if r.Method == http.MethodPost {
+		override = r.Header.Get("X-Http-Method-Override")
+	}
+	n := 0
+	for i := range l.rules {
+		if l.rules[i].matchRequest(r.Method, override, p) {
+			matched[n] = i
+			n++
+		}
+	}
+	return n
+}
+
+// tightest picks the result whose headers a response carries: when
+// refused, the refused rule that frees up last; else the rule with the
+// fewest requests left.
+func tightest(out []Result, allowed bool) int {
+	best := 0
+	for j := 1; j < len(out); j++ {
+		if allowed {
+			if out[j].Remaining < out[best].Remaining {
+				best = j
+			}
+		} else if out[j].RetryAfter > out[best].RetryAfter {
+			best = j
+		}
+	}
+	return best
+}
+
+// retryAfterSeconds is d in whole seconds, rounded up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := (d + time.Second - 1) / time.Second
+	return strconv.FormatInt(int64(max(s, 1)), 10)
+}

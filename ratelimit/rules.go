@@ -1,0 +1,176 @@
+package ratelimit
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fedigate/fedigate/configs"
+)
+
+// maxLimit bounds a rule's limit: the memory store keeps one 8-byte
+// timestamp per admitted request in the window, per client.
+const maxLimit = 100_000
+
+// rule is one compiled configs.Rule.
+type rule struct {
+	name            string
+	id              string // name|limit|period: a rule whose id is unchanged keeps its counts across a reload
+	methods         []string
+	exact           []string // lower-case exact paths
+	prefixes        []string // lower-case path prefixes (the pattern less its "*")
+	limit           int
+	period          time.Duration
+	unauthenticated bool
+	exempt          []netip.Prefix
+	limitText       string // X-RateLimit-Limit value, formatted once
+}
+
+func compileRule(r configs.Rule) (rule, error) {
+	switch {
+	case r.Name == "":
+		return rule{}, fmt.Errorf("a rule needs a name")
+	case r.Limit < 1 || r.Limit > maxLimit:
+		return rule{}, fmt.Errorf("rule %q: limit %d: want 1 to %d", r.Name, r.Limit, maxLimit)
+	case r.Period < time.Millisecond:
+		return rule{}, fmt.Errorf("rule %q: period %v: want at least 1ms", r.Name, r.Period)
+	case len(r.Paths) == 0:
+		return rule{}, fmt.Errorf("rule %q: no paths", r.Name)
+	}
+	c := rule{
+		name:            r.Name,
+		id:              r.Name + "|" + strconv.Itoa(r.Limit) + "|" + strconv.FormatInt(r.Period.Milliseconds(), 10),
+		limit:           r.Limit,
+		period:          r.Period,
+		unauthenticated: r.Unauthenticated,
+		exempt:          append([]netip.Prefix(nil), r.Exempt...),
+		limitText:       strconv.Itoa(r.Limit),
+	}
+	for _, m := range r.Methods {
+		m = strings.ToUpper(strings.TrimSpace(m))
+		if m == "" {
+			return rule{}, fmt.Errorf("rule %q: empty method", r.Name)
+		}
+		c.methods = append(c.methods, m)
+	}
+	for _, p := range r.Paths {
+		base, prefix := strings.CutSuffix(p, "*")
+		if !strings.HasPrefix(p, "/") || strings.Contains(base, "*") {
+			return rule{}, fmt.Errorf("rule %q: path %q: want /exact or /prefix*", r.Name, p)
+		}
+		base = strings.ToLower(base)
+		if prefix {
+			c.prefixes = append(c.prefixes, base)
+		} else {
+			c.exact = append(c.exact, normalPath(base))
+		}
+	}
+	return c, nil
+}
+
+// matchMethod reports whether the rule covers a request method. HEAD is
+// routed as GET by the backends, and a POST may carry
+// X-HTTP-Method-Override (honoured by Rack::MethodOverride), so a POST is
+// also matched as the method it claims to be.
+func (c *rule) matchMethod(method, override string) bool {
+	if len(c.methods) == 0 {
+		return true
+	}
+	for _, m := range c.methods {
+		if m == method || (method == "HEAD" && m == "GET") || (override != "" && strings.EqualFold(m, override)) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchPath reports whether the rule covers p, a path already normalised
+// by normalPath.
+func (c *rule) matchPath(p string) bool {
+	for _, e := range c.exact {
+		if p == e {
+			return true
+		}
+	}
+	for _, pre := range c.prefixes {
+		if strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchRequest matches method and path; p is normalPath(r.URL.Path).
+func (c *rule) matchRequest(method, override, p string) bool {
+	return c.matchPath(p) && c.matchMethod(method, override)
+}
+
+// normalPath maps the spellings a backend routes alike onto one: repeated
+// slashes, a trailing slash, "." and ".." segments (Rails squeezes slashes
+// and drops a trailing one) and letter case. An attacker who writes
+// "/AUTH/", "//auth" or "/x/../auth" is counted as "/auth". A path that is
+// already normal is returned as is, without allocating.
+func normalPath(p string) string {
+	if isNormalPath(p) {
+		return p
+	}
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	return strings.ToLower(path.Clean(p))
+}
+
+func isNormalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c >= 'A' && c <= 'Z' {
+			return false
+		}
+		if c == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Session cookies that mark a signed-in browser: Mastodon's and
+// Pleroma/Akkoma's.
+var sessionCookies = [...]string{"_session_id", "_mastodon_session", "__Host-pleroma_key", "pleroma_key"}
+
+// authenticated reports whether a request carries credentials: a
+// non-empty Authorization header or a non-empty session cookie. It does
+// not allocate.
+func authenticated(h http.Header) bool {
+	for _, v := range h["Authorization"] {
+		if strings.TrimSpace(v) != "" {
+			return true
+		}
+	}
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || strings.TrimSpace(val) == "" {
+				continue
+			}
+			name = strings.TrimSpace(name)
+			for _, s := range sessionCookies {
+				if name == s {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
