@@ -75,7 +75,7 @@ func newTable(seq uint64, limit int, period time.Duration, perShard int) *table 
 	t.seed = [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
 	for i := range t.shards {
 		t.shards[i].idx = map[clientKey]int32{}
-		t.shards[i].head, t.shards[i].tail = -1, -1
+		t.shards[i].head, t.shards[i].tail, t.shards[i].id = -1, -1, i
 	}
 	return t
 }
@@ -98,6 +98,8 @@ type shard struct {
 	ents       []entry
 	free       []int32
 	head, tail int32 // most and least recently used; -1 when empty
+	id         int   // index in the table
+	ops        uint  // decisions taken in this shard
 	_          [64]byte
 }
 
@@ -144,15 +146,31 @@ func (s *shard) remove(i int32) {
 	s.free = append(s.free, i)
 }
 
-// sweep drops the least recently used entry when its window is empty, so
-// idle clients expire one per decision without a background task.
-func (s *shard) sweep(t *table, now int64) {
-	if s.tail < 0 {
+// sweep drops up to n least recently used entries whose windows are
+// empty, so idle clients expire without a background task.
+func (s *shard) sweep(t *table, now int64, n int) {
+	for ; n > 0 && s.tail >= 0; n-- {
+		e := &s.ents[s.tail]
+		if e.n > 0 && e.ring[(e.start+e.n-1)%t.limit] > now-t.period {
+			return
+		}
+		s.remove(s.tail)
+	}
+}
+
+// sweepAround sweeps s, and on every 16th decision in s also another
+// shard of the table in turn, if it is not busy: so idle clients expire
+// in shards that see no traffic.
+func (s *shard) sweepAround(t *table, now int64) {
+	s.sweep(t, now, 2)
+	s.ops++
+	if s.ops%16 != 0 {
 		return
 	}
-	e := &s.ents[s.tail]
-	if e.n == 0 || e.ring[(e.start+e.n-1)%t.limit] <= now-t.period {
-		s.remove(s.tail)
+	o := &t.shards[(s.id+1+int(s.ops/16))%nShards]
+	if o != s && o.mu.TryLock() {
+		o.sweep(t, now, 8)
+		o.mu.Unlock()
 	}
 }
 
@@ -214,7 +232,7 @@ func (m *memStore) decide(tables []*table, order []int, k clientKey, wall time.T
 		t := tables[i]
 		s := t.shardOf(k)
 		s.mu.Lock()
-		s.sweep(t, now)
+		s.sweepAround(t, now)
 		e := s.get(t, k)
 		e.expire(t, now)
 		ents[i] = e

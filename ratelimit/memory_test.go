@@ -1,0 +1,111 @@
+package ratelimit
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedigate/fedigate/configs"
+)
+
+// A flood of distinct addresses cannot grow the memory store past its
+// bound; the stalest clients are evicted first, and idle ones expire.
+func TestAttackAddressFloodKeepsMemoryBounded(t *testing.T) {
+	clock := newFakeClock()
+	l := mustNew(t, baseConfig(newRule("r", 3, time.Minute, "/x")), Options{Now: clock.Now, MaxKeys: 320})
+	tab := l.tables[0]
+	var a [16]byte
+	a[0], a[1] = 0x20, 0x01
+	for i := 0; i < 100_000; i++ {
+		a[4], a[5], a[6], a[7] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+		allow(t, l, "r", netip.AddrFrom16(a).String())
+	}
+	if n := tab.size(); n > 320 {
+		t.Fatalf("table tracks %d clients, bound 320", n)
+	}
+	entries := 0
+	for i := range tab.shards {
+		entries += len(tab.shards[i].ents)
+	}
+	if entries > 320 {
+		t.Fatalf("%d entries allocated, bound 320", entries)
+	}
+	// Idle clients expire: after a period, each decision sweeps one.
+	clock.Advance(time.Minute)
+	for i := 0; i < 2000; i++ {
+		allow(t, l, "r", "192.0.2.1")
+	}
+	if n := tab.size(); n != 1 {
+		t.Fatalf("after a period of quiet, %d clients tracked, want 1", n)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	good := newRule("r", 1, time.Minute, "/x")
+	cases := map[string]configs.RateLimit{
+		"store":          {Store: "disk", OnStoreError: "allow", StoreTimeout: time.Second, IPv6Prefix: 64},
+		"on_store_error": {Store: "memory", OnStoreError: "maybe", StoreTimeout: time.Second, IPv6Prefix: 64},
+		"store_timeout":  {Store: "memory", OnStoreError: "allow", IPv6Prefix: 64},
+		"ipv6_prefix":    {Store: "memory", OnStoreError: "allow", StoreTimeout: time.Second, IPv6Prefix: 129},
+		"limit":          baseConfig(newRule("r", 0, time.Minute, "/x")),
+		"huge limit":     baseConfig(newRule("r", maxLimit+1, time.Minute, "/x")),
+		"period":         baseConfig(newRule("r", 1, 0, "/x")),
+		"paths":          baseConfig(newRule("r", 1, time.Minute)),
+		"wildcard":       baseConfig(newRule("r", 1, time.Minute, "/a*b")),
+		"relative path":  baseConfig(newRule("r", 1, time.Minute, "auth")),
+		"name":           baseConfig(newRule("", 1, time.Minute, "/x")),
+		"duplicate":      baseConfig(good, good),
+		"redis url":      {Store: "redis", RedisURL: "redis://u:hunter2@h:1?nope=1", OnStoreError: "allow", StoreTimeout: time.Second, IPv6Prefix: 64},
+	}
+	for name, cfg := range cases {
+		l, err := New(cfg, Options{})
+		if err == nil || l != nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: error echoes the password: %v", name, err)
+		}
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	k := keyer{v6bits: 64}
+	same := [][2]string{
+		{"192.0.2.1", "::ffff:192.0.2.1"},
+		{"2001:db8::1", "2001:db8::ffff:1"},
+		{"2001:db8::1%eth0", "2001:db8::2"},
+	}
+	for _, p := range same {
+		a, _ := k.key(netip.MustParseAddr(p[0]))
+		b, _ := k.key(netip.MustParseAddr(p[1]))
+		if a != b {
+			t.Errorf("%s and %s counted apart", p[0], p[1])
+		}
+	}
+	apart := [][2]string{{"192.0.2.1", "192.0.2.2"}, {"2001:db8::1", "2001:db8:0:1::1"}, {"0.0.0.1", "::1"}}
+	for _, p := range apart {
+		a, _ := k.key(netip.MustParseAddr(p[0]))
+		b, _ := k.key(netip.MustParseAddr(p[1]))
+		if a == b {
+			t.Errorf("%s and %s counted together", p[0], p[1])
+		}
+	}
+	if _, c := k.key(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")); k.text(c) != "2001:db8:1:2::/64" {
+		t.Errorf("text = %q", k.text(c))
+	}
+	if got := k.text(netip.Addr{}); got != "invalid" {
+		t.Errorf("invalid address text %q", got)
+	}
+}
+
+// Requests whose client address cannot be parsed are counted together,
+// never waved through.
+func TestAttackUnparsableClientAddressIsCounted(t *testing.T) {
+	l := mustNew(t, baseConfig(newRule("r", 1, time.Minute, "/x")), Options{Now: newFakeClock().Now})
+	request(l.Middleware, "GET", "/x", "garbage")
+	if _, ran := request(l.Middleware, "GET", "/x", "more garbage"); ran {
+		t.Fatal("unparsable client addresses are not limited")
+	}
+}
