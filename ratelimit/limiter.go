@@ -355,3 +355,13 @@ func (l *Limiter) Close() error {
 	})
 	return l.closeErr
 }
+
+// MemoryBound is the most memory, in bytes, the memory store can hold for
+// this Limiter's rules (0 for Redis): per rule, MaxKeys*(8*limit+96).
+func (l *Limiter) MemoryBound() int64 {
+	var n int64
+	for _, t := range l.tables {
+		n += int64(t.perShard*nShards) * (8*int64(t.limit) + entryOverhead)
+	}
+	return n
+}

@@ -31,6 +31,9 @@ func TestAttackAddressFloodKeepsMemoryBounded(t *testing.T) {
 	if entries > 320 {
 		t.Fatalf("%d entries allocated, bound 320", entries)
 	}
+	if b := l.MemoryBound(); b != 320*(8*3+96) {
+		t.Fatalf("MemoryBound = %d", b)
+	}
 	// Idle clients expire: after a period, each decision sweeps one.
 	clock.Advance(time.Minute)
 	for i := 0; i < 2000; i++ {

@@ -62,7 +62,7 @@ func compileRule(r configs.Rule) (rule, error) {
 		if !strings.HasPrefix(p, "/") || strings.Contains(base, "*") {
 			return rule{}, fmt.Errorf("rule %q: path %q: want /exact or /prefix*", r.Name, p)
 		}
-		base = strings.ToLower(base)
+		base = asciiLower(base)
 		if prefix {
 			c.prefixes = append(c.prefixes, base)
 		} else {
@@ -121,7 +121,19 @@ func normalPath(p string) string {
 	if p == "" || p[0] != '/' {
 		p = "/" + p
 	}
-	return strings.ToLower(path.Clean(p))
+	return asciiLower(path.Clean(p))
+}
+
+// asciiLower folds A-Z only: the backends route by bytes, and Unicode
+// folding would map other letters (the Kelvin sign) onto ASCII ones.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func isNormalPath(p string) bool {
@@ -136,11 +148,17 @@ func isNormalPath(p string) bool {
 		if c >= 'A' && c <= 'Z' {
 			return false
 		}
-		if c == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+		if c == '/' && (strings.HasPrefix(p[i+1:], "/") || isDotSegment(p[i+1:])) {
 			return false
 		}
 	}
 	return true
+}
+
+// isDotSegment reports whether rest starts with a "." or ".." segment.
+func isDotSegment(rest string) bool {
+	seg, _, _ := strings.Cut(rest, "/")
+	return seg == "." || seg == ".."
 }
 
 // Session cookies that mark a signed-in browser: Mastodon's and
