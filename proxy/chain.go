@@ -1,0 +1,373 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fedigate/fedigate/configs"
+)
+
+// chain is everything one configuration decides: the handler of the edge
+// and its backends. It is built fully before it replaces another, and is
+// immutable once built.
+type chain struct {
+	cfg       *configs.Config
+	log       *slog.Logger
+	observe   func(route string, status int, d time.Duration)
+	tls       *tls.Config
+	hosts     map[string]struct{} // lower-case names; nil = any
+	hsts      string
+	altSvc    string
+	maxBody   int64
+	trust     trust
+	routes    router
+	backends  *backends
+	static    *staticFiles // nil = no static_root
+	errorPage []byte       // static_root/500.html, nil = short text
+	gzip      *gzipper
+	inner     http.Handler // guards, then the router
+	redirect  http.Handler // the redirect_listen handler, wrapped
+	edge      *edgeState
+}
+
+// edgeState is what outlives one chain: counters and stream cancellation
+// shared by every chain an Edge runs.
+type edgeState struct {
+	active       atomic.Int64 // requests in flight, streams excepted
+	streamCtx    context.Context
+	streamCancel context.CancelFunc
+	conns        connTracker
+	listenPort   atomic.Int32 // the bound HTTPS port, for redirects
+}
+
+func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error) {
+	if cfg == nil {
+		return nil, errors.New("proxy: nil config")
+	}
+	if opts.TLSConfig == nil {
+		return nil, errors.New("proxy: Options.TLSConfig is required")
+	}
+	if len(opts.TLSConfig.Certificates) == 0 && opts.TLSConfig.GetCertificate == nil && opts.TLSConfig.GetConfigForClient == nil {
+		return nil, errors.New("proxy: Options.TLSConfig has no certificate (set Certificates or GetCertificate)")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Server.Listen); err != nil {
+		return nil, fmt.Errorf("proxy: server.listen %q: %w", cfg.Server.Listen, err)
+	}
+	if cfg.Server.RedirectListen != "" {
+		if _, _, err := net.SplitHostPort(cfg.Server.RedirectListen); err != nil {
+			return nil, fmt.Errorf("proxy: server.redirect_listen %q: %w", cfg.Server.RedirectListen, err)
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &chain{
+		cfg:     cfg,
+		log:     log,
+		observe: opts.Observe,
+		hsts:    cfg.Server.HSTS,
+		maxBody: cfg.Server.MaxRequestBody,
+		trust:   newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
+		routes:  newRouter(cfg.Routes),
+		gzip:    newGzipper(cfg.Routes.GzipTypes),
+		edge:    st,
+	}
+	c.tls = opts.TLSConfig.Clone()
+	if c.tls.MinVersion < tls.VersionTLS12 {
+		c.tls.MinVersion = tls.VersionTLS12
+	}
+	c.tls.NextProtos = []string{"h2", "http/1.1"}
+	if len(cfg.Server.Hosts) > 0 {
+		c.hosts = make(map[string]struct{}, len(cfg.Server.Hosts))
+		for _, h := range cfg.Server.Hosts {
+			c.hosts[strings.TrimSuffix(strings.ToLower(h), ".")] = struct{}{}
+		}
+	}
+	if root := cfg.Backend.StaticRoot; root != "" {
+		s, err := openStatic(root)
+		if err != nil {
+			return nil, err
+		}
+		c.static = s
+		page, err := os.ReadFile(filepath.Join(root, "500.html"))
+		switch {
+		case err == nil:
+			c.errorPage = page
+		case !errors.Is(err, os.ErrNotExist):
+			s.close()
+			return nil, fmt.Errorf("proxy: reading %s: %w", filepath.Join(root, "500.html"), err)
+		}
+	}
+	b, err := newBackends(cfg.Backend, c)
+	if err != nil {
+		c.closeStatic()
+		return nil, err
+	}
+	c.backends = b
+	var h http.Handler = http.HandlerFunc(c.route)
+	for i := len(opts.Guards) - 1; i >= 0; i-- {
+		if opts.Guards[i] != nil {
+			h = opts.Guards[i](h)
+		}
+	}
+	c.inner = h
+	var rh http.Handler = http.HandlerFunc(c.serveRedirect)
+	if opts.WrapRedirect != nil {
+		rh = opts.WrapRedirect(rh)
+	}
+	c.redirect = rh
+	return c, nil
+}
+
+func (c *chain) closeStatic() {
+	if c.static != nil {
+		c.static.close()
+	}
+}
+
+// release frees what an old chain holds once nothing can use it.
+func (c *chain) release() {
+	c.backends.closeIdle()
+	c.closeStatic()
+}
+
+// reqState is the per-request state of the edge: the response recorder,
+// the decided client and the route, in one allocation. Its ctx field is the
+// request's context, so ClientAddr can find it.
+type reqState struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	route    string
+	client   netip.Addr
+	counted  bool
+	body     *bodyGuard
+	ctx      stateCtx
+	wroteHdr bool
+}
+
+type stateKey struct{}
+
+// stateCtx is a context that carries the reqState without a
+// context.WithValue allocation.
+type stateCtx struct {
+	context.Context
+	st *reqState
+}
+
+func (c *stateCtx) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
+func stateOf(r *http.Request) *reqState {
+	st, _ := r.Context().Value(stateKey{}).(*reqState)
+	return st
+}
+
+// ClientAddr returns the client address the edge decided for r: the TCP or
+// QUIC peer, or the address a trusted proxy named. Outside the edge (no
+// decision in the context) it is the host of r.RemoteAddr.
+func ClientAddr(r *http.Request) netip.Addr {
+	if st := stateOf(r); st != nil {
+		return st.client
+	}
+	return peerAddr(r)
+}
+
+func (s *reqState) WriteHeader(code int) {
+	if !s.wroteHdr && code >= 200 {
+		s.wroteHdr = true
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *reqState) Write(b []byte) (int, error) {
+	if !s.wroteHdr {
+		s.wroteHdr = true
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *reqState) ReadFrom(src io.Reader) (int64, error) {
+	if !s.wroteHdr {
+		s.wroteHdr = true
+		s.status = http.StatusOK
+	}
+	n, err := io.Copy(s.ResponseWriter, src)
+	s.bytes += n
+	return n, err
+}
+
+func (s *reqState) Flush() { _ = http.NewResponseController(s.ResponseWriter).Flush() }
+
+func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ServeHTTP is the edge: host filter, security headers, body limit, the
+// client decision and header cleaning, then guards and routing; one access
+// log line at the end.
+func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := &reqState{ResponseWriter: w, route: "edge", counted: true}
+	c.edge.active.Add(1)
+	defer c.finish(st, r, start)
+
+	peer := peerAddr(r)
+	st.client = peer
+	if !c.hostAllowed(r.Host) {
+		c.plainError(st, http.StatusMisdirectedRequest, "misdirected request: unknown host")
+		return
+	}
+	h := st.Header()
+	if c.hsts != "" {
+		h["Strict-Transport-Security"] = []string{c.hsts}
+	}
+	if c.altSvc != "" && r.ProtoMajor < 3 {
+		h["Alt-Svc"] = []string{c.altSvc}
+	}
+	if hasDotDotSegment(r.URL.Path) {
+		c.plainError(st, http.StatusBadRequest, "bad request: path")
+		return
+	}
+	if c.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > c.maxBody {
+			h.Set("Connection", "close")
+			c.plainError(st, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		st.body = &bodyGuard{rc: r.Body, left: c.maxBody}
+		r.Body = st.body
+	}
+	trusted := peer.IsValid() && c.trust.trusted(peer)
+	if trusted {
+		st.client = c.trust.decide(peer, r.Header)
+	}
+	cleanRequestHeaders(r.Header, trusted)
+	st.ctx = stateCtx{Context: r.Context(), st: st}
+	c.inner.ServeHTTP(st, r.WithContext(&st.ctx))
+}
+
+func (c *chain) finish(st *reqState, r *http.Request, start time.Time) {
+	if st.counted {
+		c.edge.active.Add(-1)
+	}
+	status := st.status
+	if status == 0 {
+		status = http.StatusOK
+		if r.Context().Err() != nil {
+			status = 499 // the client went away before an answer
+		}
+	}
+	d := time.Since(start)
+	if c.observe != nil {
+		c.observe(st.route, status, d)
+	}
+	if c.log.Enabled(r.Context(), slog.LevelInfo) {
+		c.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("client", st.client.String()),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Int64("bytes", st.bytes),
+			slog.Duration("duration", d),
+			slog.String("route", st.route))
+	}
+}
+
+// hostAllowed reports whether host (a Host header, maybe with a port) is
+// one of server.hosts; any host when the list is empty.
+func (c *chain) hostAllowed(host string) bool {
+	if c.hosts == nil {
+		return true
+	}
+	name := hostOnly(host)
+	if _, ok := c.hosts[name]; ok {
+		return true
+	}
+	_, ok := c.hosts[strings.ToLower(name)]
+	return ok
+}
+
+// hostOnly strips the port and a trailing dot from a Host value.
+func hostOnly(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		if strings.IndexByte(host, ':') == i || strings.HasPrefix(host, "[") {
+			host = host[:i]
+		}
+	}
+	host = strings.TrimSuffix(host, ".")
+	return host
+}
+
+// hasDotDotSegment reports whether the decoded path has a ".." segment.
+func hasDotDotSegment(p string) bool {
+	if !strings.Contains(p, "..") {
+		return false
+	}
+	for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// plainError answers with a short text body (the public half of an error).
+func (c *chain) plainError(w http.ResponseWriter, status int, text string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, text+"\n")
+}
+
+// bodyGuard limits a request body to server.max_request_body and remembers
+// why reading it failed, so the proxy error can say 413 or 400.
+type bodyGuard struct {
+	rc       io.ReadCloser
+	left     int64
+	tooLarge bool
+	err      error
+}
+
+func (b *bodyGuard) Read(p []byte) (int, error) {
+	if b.tooLarge {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.left {
+		b.tooLarge = true
+		return int(b.left), errBodyTooLarge
+	}
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *bodyGuard) Close() error { return b.rc.Close() }
+
+var errBodyTooLarge = errors.New("request body larger than server.max_request_body")

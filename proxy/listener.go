@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// listener is one bound address and the server on it.
+type listener struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+type connKey struct{}
+
+func (e *Edge) newServer(c *chain, h http.Handler) *http.Server {
+	s := c.cfg.Server
+	maxHeader := int(s.MaxHeaderBytes)
+	if maxHeader <= 0 {
+		maxHeader = http.DefaultMaxHeaderBytes
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    maxHeader,
+		ErrorLog:          log.New(slogWriter{c.log}, "", 0),
+		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, conn)
+		},
+		ConnState: func(conn net.Conn, cs http.ConnState) {
+			if cs == http.StateHijacked {
+				e.state.conns.add(conn)
+			}
+		},
+	}
+}
+
+// bindMain binds server.listen (TCP) with TLS; certificates come from the
+// current chain at each handshake, so a reload can change them.
+func (e *Edge) bindMain(c *chain) (*listener, error) {
+	ln, err := net.Listen("tcp", c.cfg.Server.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: binding server.listen %q: %w", c.cfg.Server.Listen, err)
+	}
+	e.state.listenPort.Store(int32(ln.Addr().(*net.TCPAddr).Port))
+	base := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return e.cur.Load().tls, nil
+		},
+	}
+	srv := e.newServer(c, http.HandlerFunc(e.serve))
+	srv.TLSConfig = base
+	return &listener{ln: tls.NewListener(ln, base), srv: srv}, nil
+}
+
+func (e *Edge) bindRedirect(c *chain) (*listener, error) {
+	ln, err := net.Listen("tcp", c.cfg.Server.RedirectListen)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: binding server.redirect_listen %q: %w", c.cfg.Server.RedirectListen, err)
+	}
+	return &listener{ln: ln, srv: e.newServer(c, http.HandlerFunc(e.serveRedirect))}, nil
+}
+
+func (l *listener) serve(lg *slog.Logger) {
+	go func() {
+		if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			lg.Error("listener stopped", "addr", l.ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+func (l *listener) close() { _ = l.ln.Close() }
+
+// shutdown stops l gracefully, then closes what ctx did not let finish.
+func (l *listener) shutdown(ctx context.Context) {
+	if err := l.srv.Shutdown(ctx); err != nil {
+		_ = l.srv.Close()
+	}
+}
+
+// serveRedirect answers plain HTTP with 308 to the same host, path and
+// query over HTTPS.
+func (c *chain) serveRedirect(w http.ResponseWriter, r *http.Request) {
+	if !c.hostAllowed(r.Host) || r.Host == "" {
+		c.plainError(w, http.StatusMisdirectedRequest, "misdirected request: unknown host")
+		return
+	}
+	host := hostOnly(r.Host)
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil && host[0] != '[' {
+		host = "[" + host + "]"
+	}
+	if p := int(c.edge.listenPort.Load()); p != 0 && p != 443 {
+		host += ":" + strconv.Itoa(p)
+	}
+	w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
+	w.WriteHeader(http.StatusPermanentRedirect)
+}
+
+// connTracker holds hijacked connections (websockets) so Shutdown can
+// close them.
+type connTracker struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (t *connTracker) add(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conns == nil {
+		t.conns = map[net.Conn]struct{}{}
+	}
+	t.conns[c] = struct{}{}
+}
+
+func (t *connTracker) forget(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+func (t *connTracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		_ = c.Close()
+		delete(t.conns, c)
+	}
+}
+
+// slogWriter sends net/http's own error log (TLS handshake errors, bad
+// requests) to the logger at Debug.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug("http server", "msg", string(p))
+	return len(p), nil
+}
