@@ -13,6 +13,15 @@ type clientKey [16]byte
 // keyer derives client keys.
 type keyer struct {
 	v6bits int
+	mask   [16]byte // v6bits leading ones
+}
+
+func newKeyer(v6bits int) keyer {
+	k := keyer{v6bits: v6bits}
+	for i := 0; i < min(v6bits, 128); i++ {
+		k.mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return k
 }
 
 // key returns the key of a and the address it counts as (a unmapped and
@@ -21,13 +30,15 @@ func (k keyer) key(a netip.Addr) (clientKey, netip.Addr) {
 	if !a.IsValid() {
 		return clientKey{}, netip.Addr{}
 	}
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		if p, err := a.Prefix(k.v6bits); err == nil {
-			a = p.Addr()
-		}
+	a = a.Unmap()
+	if a.Is4() {
+		return clientKey(a.As16()), a
 	}
-	return clientKey(a.As16()), a
+	b := a.As16()
+	for i := range b {
+		b[i] &= k.mask[i]
+	}
+	return clientKey(b), netip.AddrFrom16(b)
 }
 
 // text is the key as Redis and the log know it: "192.0.2.1", or

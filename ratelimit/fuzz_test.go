@@ -65,7 +65,7 @@ func FuzzClientKey(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1}, []byte{192, 0, 2, 1}, uint8(64))
 	f.Add([]byte{1}, []byte{}, uint8(200))
 	f.Fuzz(func(t *testing.T, a, b []byte, bits uint8) {
-		k := keyer{v6bits: int(bits%128) + 1}
+		k := newKeyer(int(bits%128) + 1)
 		x, okx := netip.AddrFromSlice(a)
 		y, oky := netip.AddrFromSlice(b)
 		kx, cx := k.key(x)

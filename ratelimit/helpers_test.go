@@ -118,6 +118,9 @@ func stores(t *testing.T) []store {
 
 func mustNew(t *testing.T, cfg configs.RateLimit, opts Options) *Limiter {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	l, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)

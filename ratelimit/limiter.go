@@ -177,7 +177,7 @@ func build(cfg configs.RateLimit, opts Options, from *Limiter) (*Limiter, error)
 		errs = append(errs, errors.New("MaxKeys and ProbeInterval must not be negative"))
 	}
 	l := &Limiter{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, clientAddr: opts.ClientAddr,
-		keyer: keyer{v6bits: cfg.IPv6Prefix}, deny: cfg.OnStoreError == configs.OnErrDeny,
+		keyer: newKeyer(cfg.IPv6Prefix), deny: cfg.OnStoreError == configs.OnErrDeny,
 		byName: map[string]int{}}
 	for _, r := range cfg.Rules {
 		c, err := compileRule(r)
@@ -220,7 +220,7 @@ func build(cfg configs.RateLimit, opts Options, from *Limiter) (*Limiter, error)
 		if from != nil {
 			l.mem = from.mem
 		} else {
-			l.mem = newMemStore(l.opts.MaxKeys, l.now())
+			l.mem = newMemStore(l.opts.MaxKeys, opts.Now)
 		}
 		for i := range l.rules {
 			l.tables = append(l.tables, l.mem.acquire(&l.rules[i]))
@@ -275,25 +275,34 @@ func (l *Limiter) exempted(r *rule, a netip.Addr) bool {
 // receives the result of rule idx[j].
 func (l *Limiter) decide(ctx context.Context, idx []int, client netip.Addr, out []Result) (bool, error) {
 	key, counted := l.keyer.key(client)
+	if l.mem != nil && len(idx) == 1 {
+		out[0] = l.mem.decideOne(l.tables[idx[0]], key, l.mem.clock())
+		return out[0].Allowed, nil
+	}
 	if l.mem != nil {
-		var tabs [maxMatch]*table
-		var order [maxMatch]int
-		for j, i := range idx {
-			tabs[j] = l.tables[i]
-			k := j
-			for k > 0 && tabs[order[k-1]].seq > tabs[j].seq {
-				order[k] = order[k-1]
-				k--
-			}
-			order[k] = j
-		}
-		return l.mem.decide(tabs[:len(idx)], order[:len(idx)], key, l.now(), out), nil
+		return l.decideMemory(idx, key, out), nil
 	}
 	rules := make([]*rule, len(idx))
 	for j, i := range idx {
 		rules[j] = &l.rules[i]
 	}
 	return l.red.decide(ctx, l.cfg.StoreTimeout, l.keyer.text(counted), rules, out)
+}
+
+// decideMemory decides against several memory tables at once.
+func (l *Limiter) decideMemory(idx []int, key clientKey, out []Result) bool {
+	var tabs [maxMatch]*table
+	var order [maxMatch]int
+	for j, i := range idx {
+		tabs[j] = l.tables[i]
+		k := j
+		for k > 0 && tabs[order[k-1]].seq > tabs[j].seq {
+			order[k] = order[k-1]
+			k--
+		}
+		order[k] = j
+	}
+	return l.mem.decide(tabs[:len(idx)], order[:len(idx)], key, l.mem.clock(), out)
 }
 
 // Allow decides one request of client against the named rule: one call,

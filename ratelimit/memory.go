@@ -19,16 +19,32 @@ const entryOverhead = 96
 // Limiters built from one another by Reconfigure. A table lives while a
 // Limiter that uses it is open.
 type memStore struct {
-	maxKeys int       // per table
-	base    time.Time // timestamps are nanoseconds since base
+	maxKeys int              // per table
+	base    time.Time        // timestamps are nanoseconds since base
+	now     func() time.Time // nil: the monotonic clock
 
 	mu     sync.Mutex
 	tables map[string]*table
 	seq    uint64
 }
 
-func newMemStore(maxKeys int, now time.Time) *memStore {
-	return &memStore{maxKeys: maxKeys, base: now, tables: map[string]*table{}}
+func newMemStore(maxKeys int, now func() time.Time) *memStore {
+	m := &memStore{maxKeys: maxKeys, now: now, tables: map[string]*table{}}
+	if now == nil {
+		m.base = time.Now()
+	} else {
+		m.base = now()
+	}
+	return m
+}
+
+// clock returns the time as nanoseconds since base. The default reads
+// only the monotonic clock (half the cost of time.Now).
+func (m *memStore) clock() int64 {
+	if m.now == nil {
+		return int64(time.Since(m.base))
+	}
+	return int64(m.now().Sub(m.base))
 }
 
 // acquire returns the table of a rule, creating it when no open Limiter
@@ -151,7 +167,7 @@ func (s *shard) remove(i int32) {
 func (s *shard) sweep(t *table, now int64, n int) {
 	for ; n > 0 && s.tail >= 0; n-- {
 		e := &s.ents[s.tail]
-		if e.n > 0 && e.ring[(e.start+e.n-1)%t.limit] > now-t.period {
+		if e.n > 0 && e.ring[e.at(t, e.n-1)] > now-t.period {
 			return
 		}
 		s.remove(s.tail)
@@ -207,17 +223,65 @@ func (s *shard) get(t *table, k clientKey) *entry {
 // expire drops timestamps that left the window: t leaves it at t+period.
 func (e *entry) expire(t *table, now int64) {
 	for e.n > 0 && e.ring[e.start] <= now-t.period {
-		e.start = (e.start + 1) % t.limit
+		if e.start++; e.start == t.limit {
+			e.start = 0
+		}
 		e.n--
 	}
 }
 
 func (e *entry) record(t *table, now int64) {
-	if e.n > 0 && now < e.ring[(e.start+e.n-1)%t.limit] {
-		now = e.ring[(e.start+e.n-1)%t.limit] // a clock that stepped back keeps the log in order
+	if e.n > 0 {
+		now = max(now, e.ring[e.at(t, e.n-1)]) // a clock that stepped back keeps the log in order
 	}
-	e.ring[(e.start+e.n)%t.limit] = now
+	e.ring[e.at(t, e.n)] = now
 	e.n++
+}
+
+// at is the ring index of the i-th oldest timestamp.
+func (e *entry) at(t *table, i int32) int32 {
+	if j := e.start + i; j < t.limit {
+		return j
+	} else {
+		return j - t.limit
+	}
+}
+
+// lock locks the shard of k and returns it with k's entry, its expired
+// timestamps dropped.
+func (t *table) lock(k clientKey, now int64) (*shard, *entry) {
+	s := t.shardOf(k)
+	s.mu.Lock()
+	s.sweepAround(t, now)
+	e := s.get(t, k)
+	e.expire(t, now)
+	return s, e
+}
+
+// result is e's Result after the decision.
+func (t *table) result(e *entry, allowed bool, now int64, base time.Time) Result {
+	r := Result{Allowed: allowed, Limit: int(t.limit), Remaining: int(t.limit - e.n)}
+	var resetAfter int64
+	if e.n > 0 {
+		resetAfter = e.ring[e.start] + t.period - now
+	}
+	if !allowed && e.n >= t.limit {
+		r.RetryAfter = time.Duration(resetAfter)
+	}
+	r.Reset = base.Add(time.Duration(now + resetAfter))
+	return r
+}
+
+// decideOne is decide for a single table.
+func (m *memStore) decideOne(t *table, k clientKey, now int64) Result {
+	s, e := t.lock(k, now)
+	allowed := e.n < t.limit
+	if allowed {
+		e.record(t, now)
+	}
+	r := t.result(e, allowed, now, m.base)
+	s.mu.Unlock()
+	return r
 }
 
 // decide admits the request for all tables or for none: it is admitted
@@ -225,17 +289,11 @@ func (e *entry) record(t *table, now int64) {
 // recorded in every table. Tables are locked in seq order (so Limiters
 // sharing tables in different orders cannot deadlock) and out[i] receives
 // tables[i]'s result. order lists indexes of tables sorted by seq.
-func (m *memStore) decide(tables []*table, order []int, k clientKey, wall time.Time, out []Result) bool {
-	now := wall.Sub(m.base).Nanoseconds()
+func (m *memStore) decide(tables []*table, order []int, k clientKey, now int64, out []Result) bool {
 	var ents [maxMatch]*entry
+	var shards [maxMatch]*shard
 	for _, i := range order {
-		t := tables[i]
-		s := t.shardOf(k)
-		s.mu.Lock()
-		s.sweepAround(t, now)
-		e := s.get(t, k)
-		e.expire(t, now)
-		ents[i] = e
+		shards[i], ents[i] = tables[i].lock(k, now)
 	}
 	allowed := true
 	for i, t := range tables {
@@ -244,23 +302,13 @@ func (m *memStore) decide(tables []*table, order []int, k clientKey, wall time.T
 		}
 	}
 	for i, t := range tables {
-		e := ents[i]
 		if allowed {
-			e.record(t, now)
+			ents[i].record(t, now)
 		}
-		r := Result{Allowed: allowed, Limit: int(t.limit), Remaining: int(t.limit - e.n)}
-		var resetAfter int64
-		if e.n > 0 {
-			resetAfter = e.ring[e.start] + t.period - now
-		}
-		if !allowed && e.n >= t.limit {
-			r.RetryAfter = time.Duration(resetAfter)
-		}
-		r.Reset = wall.Add(time.Duration(resetAfter))
-		out[i] = r
+		out[i] = t.result(ents[i], allowed, now, m.base)
 	}
 	for j := len(order) - 1; j >= 0; j-- {
-		tables[order[j]].shardOf(k).mu.Unlock()
+		shards[order[j]].mu.Unlock()
 	}
 	return allowed
 }

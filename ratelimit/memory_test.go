@@ -74,7 +74,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 }
 
 func TestClientKey(t *testing.T) {
-	k := keyer{v6bits: 64}
+	k := newKeyer(64)
 	same := [][2]string{
 		{"192.0.2.1", "::ffff:192.0.2.1"},
 		{"2001:db8::1", "2001:db8::ffff:1"},

@@ -104,12 +104,13 @@ for i = 1, n do
   local period = tonumber(ARGV[2*i])
   if allowed == 1 then
     redis.call('RPUSH', k, now)
-    redis.call('PEXPIRE', k, math.ceil(period / 1000))
+    redis.call('PEXPIRE', k, math.ceil(period / 1000) + 1)
     counts[i] = counts[i] + 1
   end
   local reset = 0
-  if counts[i] > 0 then
-    reset = tonumber(redis.call('LINDEX', k, 0)) + period - now
+  local oldest = redis.call('LINDEX', k, 0)
+  if oldest then
+    reset = tonumber(oldest) + period - now
   end
   out[#out+1] = counts[i]
   out[#out+1] = reset

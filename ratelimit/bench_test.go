@@ -1,0 +1,110 @@
+package ratelimit
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/testenv"
+)
+
+// One memory-store decision (target: <= 100 ns, 0 allocs). The limit is
+// never reached, so every iteration records.
+func BenchmarkMemoryDecision(b *testing.B) {
+	l, err := New(baseConfig(newRule("r", maxLimit, time.Millisecond, "/x")), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx, c := context.Background(), netip.MustParseAddr("2001:db8::1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Allow(ctx, "r", c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Memory decisions from many goroutines and clients at once.
+func BenchmarkMemoryDecisionParallel(b *testing.B) {
+	l, err := New(baseConfig(newRule("r", maxLimit, time.Millisecond, "/x")), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var a [4]byte
+		a[0] = 10
+		i := 0
+		for pb.Next() {
+			i++
+			a[2], a[3] = byte(i>>8), byte(i)
+			_, _ = l.Allow(context.Background(), "r", netip.AddrFrom4(a))
+		}
+	})
+}
+
+// One Redis decision against a local redis-server: one round trip.
+func BenchmarkRedisDecision(b *testing.B) {
+	srv := testenv.Redis(b)
+	cfg := baseConfig(newRule("r", 1_000, time.Millisecond, "/x"))
+	cfg.Store, cfg.RedisURL, cfg.StoreTimeout = configs.StoreRedis, "redis://"+srv.Addr+"/0", time.Second
+	l, err := New(cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx, c := context.Background(), netip.MustParseAddr("192.0.2.1")
+	if _, err := l.Allow(ctx, "r", c); err != nil { // loads the script
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Allow(ctx, "r", c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The middleware with the mastodon preset's rules, on a request no rule
+// matches and on one that a rule counts (and admits).
+func BenchmarkMiddlewareMastodon(b *testing.B) {
+	def, _ := configs.Default(configs.PresetMastodon)
+	cfg := def.RateLimit
+	for i := range cfg.Rules {
+		cfg.Rules[i].Limit = maxLimit // never refuse: measure the admitted path
+		cfg.Rules[i].Period = time.Millisecond
+	}
+	l, err := New(cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	h := l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, c := range []struct{ name, method, path string }{
+		{"NoMatch", "GET", "/@alice/109876543210"},
+		{"Match", "POST", "/auth/sign_in"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := httptest.NewRequest(c.method, "http://example.test"+c.path, nil)
+			r.RemoteAddr = "192.0.2.1:40000"
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				h.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
