@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -183,8 +182,6 @@ func get(t testing.TB, c *http.Client, url string, hdr map[string]string) (*http
 	return resp, string(b)
 }
 
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
 func dialPlain(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -194,4 +191,8 @@ func dialPlain(t testing.TB, addr string) net.Conn {
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+func (te *testEdge) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(te.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+)
+
+func BenchmarkClientAddr(b *testing.B) {
+	tr := newTrust([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}, []string{"CF-Connecting-IP", "X-Forwarded-For"})
+	r := &http.Request{RemoteAddr: "127.0.0.1:41234", Header: http.Header{
+		"X-Forwarded-For": {"203.0.113.9, 198.51.100.7"}, "Accept": {"*/*"}, "Cookie": {"a=b"},
+	}}
+	b.ReportAllocs()
+	for b.Loop() {
+		peer := peerAddr(r)
+		if tr.decide(peer, r.Header) != netip.MustParseAddr("198.51.100.7") {
+			b.Fatal("wrong client")
+		}
+	}
+}
+
+func BenchmarkRouting(b *testing.B) {
+	cfg := testConfig(b, "http://127.0.0.1:1", "")
+	rt := newRouter(cfg.Routes)
+	paths := []string{"/api/v1/timelines/home", "/api/v1/streaming/user", "/system/media/x.png", "/sw.js", "/@alice"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p := paths[i%len(paths)]
+		if !rt.isStreaming(p) {
+			_ = rt.staticRoute(p)
+		}
+	}
+}
+
+// BenchmarkHandlerProxySmallJSON runs the whole chain in-process (no TLS)
+// against a loopback backend answering a small JSON.
+func BenchmarkHandlerProxySmallJSON(b *testing.B) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
+	}))
+	b.Cleanup(be.Close)
+	cfg := testConfig(b, be.URL, "")
+	tc, _ := testTLS(b)
+	e, err := New(cfg, Options{TLSConfig: tc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := e.Handler()
+	req := httptest.NewRequest(http.MethodGet, "https://example.test/api/v1/accounts/1", nil)
+	req.RemoteAddr = "192.0.2.1:50000"
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+}
