@@ -97,6 +97,11 @@ func rewriteTo(target *url.URL) func(*httputil.ProxyRequest) {
 }
 
 func (b *backends) serveWeb(w http.ResponseWriter, r *http.Request) {
+	if _, upgrade := r.Header["Upgrade"]; upgrade {
+		if conn, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+			defer b.c.edge.conns.forget(conn)
+		}
+	}
 	if b.c.gzip.wants(r) {
 		gw := b.c.gzip.wrap(w)
 		defer gw.finish()

@@ -91,3 +91,32 @@ func TestAttackCLPlusTEReframed(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+func TestAttackSlowlorisHeadersCut(t *testing.T) {
+	be, seenc := recordingBackend(t)
+	cfg := testConfig(t, be.URL, "")
+	cfg.Server.ReadHeaderTimeout = 300 * time.Millisecond
+	te := startEdge(t, cfg, Options{})
+	conn := te.rawTLS(t)
+	start := time.Now()
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: localhost\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		time.Sleep(50 * time.Millisecond)
+		if _, err := io.WriteString(conn, "X-Slow: 1\r\n"); err != nil {
+			break
+		}
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 1)
+	if _, err := conn.Read(buf); err == nil {
+		t.Fatal("connection still answered after the header timeout")
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Fatalf("cut after %v", d)
+	}
+	if len(seenc) != 0 {
+		t.Fatal("the slow request reached the backend")
+	}
+}
