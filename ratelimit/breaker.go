@@ -75,11 +75,13 @@ func (s *redisStore) decide(ctx context.Context, timeout time.Duration, client s
 	if s.down.Load() {
 		return false, ErrStoreDown
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	allowed, err := redisDecide(ctx, s.client, client, rules, out)
+	allowed, err := redisDecide(tctx, s.client, client, rules, out)
 	if err != nil {
-		s.failed(err)
+		if ctx.Err() == nil { // a caller that gave up says nothing about Redis
+			s.failed(err)
+		}
 		return false, err
 	}
 	s.failures.Store(0)

@@ -30,9 +30,10 @@
 // limit of 25, 24.9 MB for the mastodon preset's 300-request API rule.
 // Idle clients expire (one per decision, from the least recently used
 // end), and when a shard is full the least recently used client is
-// evicted, so a flood of distinct addresses cannot grow the store. In
-// Redis a client's log for a rule is one list of at most limit entries
-// that expires by itself one period after its newest entry.
+// evicted, so a flood of distinct addresses cannot grow the store
+// (Limiter.MemoryBound reports the figure). In Redis a client's log for a
+// rule is one list of at most limit integers (about 10 bytes each, plus
+// the key) that expires by itself one period after its newest entry.
 //
 // # Redis
 //

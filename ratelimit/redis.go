@@ -81,6 +81,7 @@ func scrub(err error, rawURL string) error {
 // per key: the count after the decision, the microseconds until the oldest
 // counted timestamp leaves the window.
 var slidingLog = redis.NewScript(`
+pcall(redis.replicate_commands) -- Redis < 5: replicate effects, so TIME may precede writes
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = #KEYS
