@@ -87,9 +87,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		t := tightest(out[:m], allowed)
 		rl, res := &l.rules[idx[t]], out[t]
 		h := w.Header()
-		h.Set("X-RateLimit-Limit", rl.limitText)
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
-		h.Set("X-RateLimit-Reset", res.Reset.UTC().Format(resetFormat))
+		setRateLimitHeaders(h, rl.limitText, res)
 		if allowed {
 			next.ServeHTTP(w, r)
 			return
@@ -104,6 +102,23 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		w.WriteHeader(http.StatusTooManyRequests)
 		_, _ = w.Write([]byte(bodyTooMany))
 	})
+}
+
+// Canonical header keys, so setting them needs no canonicalisation.
+const (
+	hdrLimit     = "X-Ratelimit-Limit"
+	hdrRemaining = "X-Ratelimit-Remaining"
+	hdrReset     = "X-Ratelimit-Reset"
+)
+
+// setRateLimitHeaders sets X-RateLimit-Limit, -Remaining and -Reset with
+// one allocation for the three values' slices.
+func setRateLimitHeaders(h http.Header, limit string, res Result) {
+	v := make([]string, 3)
+	v[0], v[1] = limit, strconv.Itoa(res.Remaining)
+	var buf [32]byte
+	v[2] = string(res.Reset.UTC().AppendFormat(buf[:0], resetFormat))
+	h[hdrLimit], h[hdrRemaining], h[hdrReset] = v[0:1:1], v[1:2:2], v[2:3:3]
 }
 
 // match fills matched with the indexes of the rules whose method and path

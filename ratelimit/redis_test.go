@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,5 +246,36 @@ func waitFor(t *testing.T, d time.Duration, ok func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The Sentinel URL form: the client asks a real sentinel for the master.
+func TestRedisSentinel(t *testing.T) {
+	master := testenv.Redis(t)
+	_, mport, _ := net.SplitHostPort(master.Addr)
+	addr := testenv.Loopback(t)
+	host, port, _ := net.SplitHostPort(addr)
+	conf := t.TempDir() + "/sentinel.conf"
+	text := "bind " + host + "\nport " + port + "\nprotected-mode no\nsentinel monitor mymaster 127.0.0.1 " + mport + " 1\n"
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Start(t, addr, testenv.Binary(t, "redis-server", "redis-server"), conf, "--sentinel")
+	cfg := redisConfig(addr, newRule("r", 2, time.Hour, "/x"))
+	cfg.RedisURL, cfg.StoreTimeout = "redis://"+addr+"?master_name=mymaster", 2*time.Second
+	l := mustNew(t, cfg, Options{})
+	if err := l.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, true, false} {
+		if res := allow(t, l, "r", "192.0.2.1"); res.Allowed != want {
+			t.Fatalf("request %d: %+v", i, res)
+		}
+	}
+	admin := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer admin.Close()
+	keys, err := admin.Keys(context.Background(), KeyPrefix+"*").Result()
+	if err != nil || len(keys) != 1 || keys[0] != KeyPrefix+"{192.0.2.1}:r|2|3600000" {
+		t.Fatalf("keys on the master: %q %v", keys, err)
 	}
 }
