@@ -29,7 +29,6 @@ type chain struct {
 	tls       *tls.Config
 	hosts     map[string]struct{} // lower-case names; nil = any
 	hsts      string
-	altSvc    string
 	maxBody   int64
 	trust     trust
 	routes    router
@@ -49,7 +48,8 @@ type edgeState struct {
 	streamCtx    context.Context
 	streamCancel context.CancelFunc
 	conns        connTracker
-	listenPort   atomic.Int32 // the bound HTTPS port, for redirects
+	listenPort   atomic.Int32          // the bound HTTPS port, for redirects
+	altSvc       atomic.Pointer[string] // Alt-Svc for HTTP/3; nil or "" = none
 }
 
 func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error) {
@@ -241,8 +241,13 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.hsts != "" {
 		h["Strict-Transport-Security"] = []string{c.hsts}
 	}
-	if c.altSvc != "" && r.ProtoMajor < 3 {
-		h["Alt-Svc"] = []string{c.altSvc}
+	if r.ProtoMajor < 3 {
+		if alt := c.edge.altSvc.Load(); alt != nil && *alt != "" {
+			h["Alt-Svc"] = []string{*alt}
+		}
+	} else if earlyDataUnsafe(r) {
+		c.plainError(st, http.StatusTooEarly, "too early: retry after the handshake")
+		return
 	}
 	if hasDotDotSegment(r.URL.Path) {
 		c.plainError(st, http.StatusBadRequest, "bad request: path")

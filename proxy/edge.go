@@ -1,5 +1,5 @@
 // Package proxy owns fedigate's edge: the HTTPS listeners (TCP for
-// HTTP/1.1 and HTTP/2, the plain-HTTP redirect), the host filter, the
+// HTTP/1.1 and HTTP/2, UDP for HTTP/3, the plain-HTTP redirect), the host filter, the
 // client address decided once per request (ClientAddr), routing to the
 // web and streaming backends, static files from backend.static_root, gzip,
 // and the access log.
@@ -99,9 +99,9 @@ func (e *Edge) Start() error {
 		}
 	}
 	e.main, e.redirect, e.started = m, rd, true
-	m.serve(c.log)
+	m.serve(c, e.state)
 	if rd != nil {
-		rd.serve(c.log)
+		rd.serve(c, nil)
 	}
 	c.log.Info("edge listening", "listen", m.ln.Addr().String(), "redirect_listen", c.cfg.Server.RedirectListen)
 	return nil
@@ -146,6 +146,7 @@ func (e *Edge) Reload(cfg *configs.Config, opts Options) error {
 	old := e.cur.Load()
 	var newMain, newRedirect *listener
 	var oldListeners []*listener
+	var oldQUIC *quicListener
 	if e.started {
 		if cfg.Server.Listen != old.cfg.Server.Listen {
 			if newMain, err = e.bindMain(nc); err != nil {
@@ -165,7 +166,7 @@ func (e *Edge) Reload(cfg *configs.Config, opts Options) error {
 		if newMain != nil {
 			oldListeners = append(oldListeners, e.main)
 			e.main = newMain
-			newMain.serve(nc.log)
+			newMain.serve(nc, e.state)
 		}
 		if cfg.Server.RedirectListen != old.cfg.Server.RedirectListen {
 			if e.redirect != nil {
@@ -173,8 +174,20 @@ func (e *Edge) Reload(cfg *configs.Config, opts Options) error {
 			}
 			e.redirect = newRedirect
 			if newRedirect != nil {
-				newRedirect.serve(nc.log)
+				newRedirect.serve(nc, nil)
 			}
+		}
+		if newMain == nil && cfg.Server.HTTP3 != old.cfg.Server.HTTP3 {
+			if cfg.Server.HTTP3 {
+				e.addQUIC(nc, e.main)
+				if e.main.h3 != nil {
+					e.main.h3.serve(nc)
+				}
+			} else if q := e.main.h3; q != nil {
+				e.main.h3 = nil
+				oldQUIC = q
+			}
+			e.main.announce(e.state)
 		}
 		if newMain == nil && serverSettingsChanged(old.cfg.Server, cfg.Server) {
 			nc.log.Warn("server timeouts and header limits apply when server.listen is re-bound", "listen", cfg.Server.Listen)
@@ -188,6 +201,9 @@ func (e *Edge) Reload(cfg *configs.Config, opts Options) error {
 		defer cancel()
 		for _, l := range oldListeners {
 			l.shutdown(ctx)
+		}
+		if oldQUIC != nil {
+			oldQUIC.shutdown(ctx)
 		}
 		// In-flight requests of the old chain finish within the grace.
 		time.AfterFunc(grace, old.release)
@@ -211,17 +227,27 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	ls := []*listener{e.main, e.redirect}
 	e.mu.Unlock()
 
-	errc := make(chan error, len(ls))
+	errc := make(chan error, 2*len(ls))
 	n := 0
 	for _, l := range ls {
-		if l != nil {
+		if l == nil {
+			continue
+		}
+		n++
+		go func() { errc <- l.srv.Shutdown(ctx) }()
+		if l.h3 != nil {
 			n++
-			go func() { errc <- l.srv.Shutdown(ctx) }()
+			go func() { errc <- l.h3.srv.Shutdown(ctx) }()
 		}
 	}
 	e.waitDrained(ctx)
 	e.state.streamCancel()
 	e.state.conns.closeAll()
+	for _, l := range ls {
+		if l != nil && l.h3 != nil {
+			l.h3.close() // the drain is over: idle QUIC connections go now
+		}
+	}
 	var errs []error
 	for range n {
 		if err := <-errc; err != nil {

@@ -17,6 +17,7 @@ import (
 type listener struct {
 	ln  net.Listener
 	srv *http.Server
+	h3  *quicListener // nil = no HTTP/3 on this address
 }
 
 type connKey struct{}
@@ -51,17 +52,38 @@ func (e *Edge) bindMain(c *chain) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: binding server.listen %q: %w", c.cfg.Server.Listen, err)
 	}
-	e.state.listenPort.Store(int32(ln.Addr().(*net.TCPAddr).Port))
-	base := &tls.Config{
+	base := e.tlsBase()
+	srv := e.newServer(c, http.HandlerFunc(e.serve))
+	srv.TLSConfig = base
+	l := &listener{ln: tls.NewListener(ln, base), srv: srv}
+	if c.cfg.Server.HTTP3 {
+		e.addQUIC(c, l)
+	}
+	return l, nil
+}
+
+// addQUIC opens HTTP/3 beside l; when the UDP port cannot be opened it
+// logs one warning and l serves TCP alone.
+func (e *Edge) addQUIC(c *chain, l *listener) {
+	q, err := e.bindQUIC(c, l.ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		c.log.Warn("HTTP/3 off: serving HTTP/1.1 and HTTP/2 only", "err", err)
+		return
+	}
+	l.h3 = q
+}
+
+// tlsBase is the TLS config of the listeners: TLS 1.2+, certificates and
+// ALPN from the current chain at each handshake, so a reload can change
+// them.
+func (e *Edge) tlsBase() *tls.Config {
+	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return e.cur.Load().tls, nil
 		},
 	}
-	srv := e.newServer(c, http.HandlerFunc(e.serve))
-	srv.TLSConfig = base
-	return &listener{ln: tls.NewListener(ln, base), srv: srv}, nil
 }
 
 func (e *Edge) bindRedirect(c *chain) (*listener, error) {
@@ -72,21 +94,52 @@ func (e *Edge) bindRedirect(c *chain) (*listener, error) {
 	return &listener{ln: ln, srv: e.newServer(c, http.HandlerFunc(e.serveRedirect))}, nil
 }
 
-func (l *listener) serve(lg *slog.Logger) {
+// serve serves l in the background; for the main listener (st != nil) it
+// records the bound port and the Alt-Svc announcement.
+func (l *listener) serve(c *chain, st *edgeState) {
+	if st != nil {
+		st.listenPort.Store(int32(l.ln.Addr().(*net.TCPAddr).Port))
+		l.announce(st)
+	}
 	go func() {
 		if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			lg.Error("listener stopped", "addr", l.ln.Addr().String(), "err", err)
+			c.log.Error("listener stopped", "addr", l.ln.Addr().String(), "err", err)
 		}
 	}()
+	if l.h3 != nil {
+		l.h3.serve(c)
+	}
 }
 
-func (l *listener) close() { _ = l.ln.Close() }
+// announce sets the Alt-Svc value the edge adds to HTTP/1.1 and HTTP/2
+// answers: l's HTTP/3 port, or none.
+func (l *listener) announce(st *edgeState) {
+	v := ""
+	if l.h3 != nil {
+		v = l.h3.altSvc()
+	}
+	st.altSvc.Store(&v)
+}
+
+func (l *listener) close() {
+	_ = l.ln.Close()
+	if l.h3 != nil {
+		l.h3.close()
+	}
+}
 
 // shutdown stops l gracefully, then closes what ctx did not let finish.
 func (l *listener) shutdown(ctx context.Context) {
+	done := make(chan struct{})
+	if l.h3 != nil {
+		go func() { l.h3.shutdown(ctx); close(done) }()
+	} else {
+		close(done)
+	}
 	if err := l.srv.Shutdown(ctx); err != nil {
 		_ = l.srv.Close()
 	}
+	<-done
 }
 
 // serveRedirect answers plain HTTP with 308 to the same host, path and
