@@ -25,7 +25,8 @@ var ErrStoreDown = errors.New("rate limit store is down")
 // the last of them.
 type redisStore struct {
 	client  redis.UniversalClient
-	owned   bool // opened from a URL: closed with the store
+	script  *redis.Script // slidingLog: EVALSHA, EVAL on NOSCRIPT
+	owned   bool          // opened from a URL: closed with the store
 	log     *slog.Logger
 	probe   time.Duration
 	timeout time.Duration
@@ -41,7 +42,7 @@ type redisStore struct {
 }
 
 func newRedisStore(c redis.UniversalClient, owned bool, log *slog.Logger, probe, timeout time.Duration) *redisStore {
-	return &redisStore{client: c, owned: owned, log: log, probe: probe, timeout: timeout, refs: 1, closed: make(chan struct{})}
+	return &redisStore{client: c, script: redis.NewScript(slidingLog), owned: owned, log: log, probe: probe, timeout: timeout, refs: 1, closed: make(chan struct{})}
 }
 
 func (s *redisStore) acquire() {
@@ -77,7 +78,7 @@ func (s *redisStore) decide(ctx context.Context, timeout time.Duration, client s
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	allowed, err := redisDecide(tctx, s.client, client, rules, out)
+	allowed, err := redisDecide(tctx, s.client, s.script, client, rules, out)
 	if err != nil {
 		if ctx.Err() == nil { // a caller that gave up says nothing about Redis
 			s.failed(err)

@@ -80,7 +80,7 @@ func scrub(err error, rawURL string) error {
 // its newest timestamp leaves the window. It returns the Redis time and,
 // per key: the count after the decision, the microseconds until the oldest
 // counted timestamp leaves the window.
-var slidingLog = redis.NewScript(`
+const slidingLog = `
 pcall(redis.replicate_commands) -- Redis < 5: replicate effects, so TIME may precede writes
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -117,7 +117,7 @@ for i = 1, n do
   out[#out+1] = reset
 end
 return out
-`)
+`
 
 // redisKey is the key of one client's log for one rule. The client part
 // is the hash tag, so all of a client's logs share a cluster slot and one
@@ -128,14 +128,14 @@ func redisKey(client string, r *rule) string {
 }
 
 // redisDecide runs the script for one client and the given rules.
-func redisDecide(ctx context.Context, c redis.UniversalClient, client string, rules []*rule, out []Result) (bool, error) {
+func redisDecide(ctx context.Context, c redis.UniversalClient, script *redis.Script, client string, rules []*rule, out []Result) (bool, error) {
 	keys := make([]string, len(rules))
 	args := make([]any, 0, 2*len(rules))
 	for i, r := range rules {
 		keys[i] = redisKey(client, r)
 		args = append(args, r.limit, r.period.Microseconds())
 	}
-	v, err := slidingLog.Run(ctx, c, keys, args...).Int64Slice()
+	v, err := script.Run(ctx, c, keys, args...).Int64Slice()
 	if err != nil {
 		return false, err
 	}

@@ -161,10 +161,6 @@ func isDotSegment(rest string) bool {
 	return seg == "." || seg == ".."
 }
 
-// Session cookies that mark a signed-in browser: Mastodon's and
-// Pleroma/Akkoma's.
-var sessionCookies = [...]string{"_session_id", "_mastodon_session", "__Host-pleroma_key", "pleroma_key"}
-
 // authenticated reports whether a request carries credentials: a
 // non-empty Authorization header or a non-empty session cookie. It does
 // not allocate.
@@ -183,7 +179,8 @@ func authenticated(h http.Header) bool {
 				continue
 			}
 			name = strings.TrimSpace(name)
-			for _, s := range sessionCookies {
+			// the session cookies of Mastodon and of Pleroma/Akkoma
+			for _, s := range [...]string{"_session_id", "_mastodon_session", "__Host-pleroma_key", "pleroma_key"} {
 				if name == s {
 					return true
 				}
