@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,5 +112,27 @@ func TestAttackUnparsableClientAddressIsCounted(t *testing.T) {
 	request(l.Middleware, "GET", "/x", "garbage")
 	if _, ran := request(l.Middleware, "GET", "/x", "more garbage"); ran {
 		t.Fatal("unparsable client addresses are not limited")
+	}
+}
+
+// Concurrent decisions for one client admit exactly limit.
+func TestMemoryConcurrentExact(t *testing.T) {
+	l := mustNew(t, baseConfig(newRule("r", 500, time.Hour, "/x"), newRule("s", 700, time.Hour, "/*")), Options{})
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				if _, ran := request(l.Middleware, "GET", "/x", "192.0.2.1"); ran {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted.Load() != 500 {
+		t.Fatalf("admitted %d of 1600, want exactly 500", admitted.Load())
 	}
 }

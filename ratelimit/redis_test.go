@@ -279,3 +279,29 @@ func TestRedisSentinel(t *testing.T) {
 		t.Fatalf("keys on the master: %q %v", keys, err)
 	}
 }
+
+// The script survives SCRIPT FLUSH (EVALSHA falls back to EVAL on
+// NOSCRIPT), and its keys carry the prefix, the client's hash tag and a
+// TTL no longer than the period.
+func TestRedisScriptFlushAndKeyExpiry(t *testing.T) {
+	srv := testenv.Redis(t)
+	l := mustNew(t, redisConfig(srv.Addr, newRule("r", 3, 10*time.Second, "/x")), Options{})
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	ctx := context.Background()
+	allow(t, l, "r", "2001:db8:5:6::1")
+	if err := admin.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if res := allow(t, l, "r", "2001:db8:5:6::2"); !res.Allowed || res.Remaining != 1 {
+		t.Fatalf("after SCRIPT FLUSH: %+v", res)
+	}
+	key := KeyPrefix + "{2001:db8:5:6::/64}:r|3|10000"
+	ttl, err := admin.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 0 || ttl > 10*time.Second+time.Millisecond {
+		t.Fatalf("PTTL %s = %v, %v", key, ttl, err)
+	}
+	if n, _ := admin.LLen(ctx, key).Result(); n != 2 {
+		t.Fatalf("log length %d, want 2", n)
+	}
+}
