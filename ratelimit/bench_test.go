@@ -34,6 +34,27 @@ func BenchmarkMemoryDecision(b *testing.B) {
 	}
 }
 
+// One memory-store decision on a sign-up-like rule (25 per 5 minutes)
+// for 1024 clients in turn: past the warm-up most decisions refuse.
+func BenchmarkMemoryDecisionSignUpRule(b *testing.B) {
+	l, err := New(baseConfig(newRule("r", 25, 5*time.Minute, "/x")), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	var clients [1024]netip.Addr
+	for i := range clients {
+		clients[i] = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		_, _ = l.Allow(ctx, "r", clients[i%len(clients)])
+	}
+}
+
 // Memory decisions from many goroutines and clients at once.
 func BenchmarkMemoryDecisionParallel(b *testing.B) {
 	l, err := New(baseConfig(newRule("r", maxLimit, time.Millisecond, "/x")), Options{})

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"encoding/binary"
 	"net/netip"
 )
 
@@ -12,14 +13,18 @@ type clientKey [16]byte
 
 // keyer derives client keys.
 type keyer struct {
-	v6bits int
-	mask   [16]byte // v6bits leading ones
+	v6bits         int
+	maskHi, maskLo uint64 // v6bits leading ones over 128 bits
 }
 
 func newKeyer(v6bits int) keyer {
+	bits := max(min(v6bits, 128), 0)
 	k := keyer{v6bits: v6bits}
-	for i := 0; i < min(v6bits, 128); i++ {
-		k.mask[i/8] |= 0x80 >> (i % 8)
+	if bits >= 64 {
+		k.maskHi = ^uint64(0)
+		k.maskLo = ^uint64(0) << (128 - bits) // a shift of 64 gives 0
+	} else {
+		k.maskHi = ^uint64(0) << (64 - bits)
 	}
 	return k
 }
@@ -27,18 +32,33 @@ func newKeyer(v6bits int) keyer {
 // key returns the key of a and the address it counts as (a unmapped and
 // masked). IPv4-mapped IPv6 addresses are counted as the IPv4 address.
 func (k keyer) key(a netip.Addr) (clientKey, netip.Addr) {
-	if !a.IsValid() {
-		return clientKey{}, netip.Addr{}
+	ck := k.bytes(a)
+	switch {
+	case !a.IsValid():
+		return ck, netip.Addr{}
+	case a.Unmap().Is4():
+		return ck, a.Unmap()
+	default:
+		return ck, netip.AddrFrom16(ck)
 	}
-	a = a.Unmap()
-	if a.Is4() {
-		return clientKey(a.As16()), a
+}
+
+// bytes is the key alone: a's 16-byte form (IPv4 mapped), masked to the
+// IPv6 prefix unless a is IPv4 or IPv4-mapped.
+func (k keyer) bytes(a netip.Addr) clientKey {
+	if !a.IsValid() {
+		return clientKey{}
 	}
 	b := a.As16()
-	for i := range b {
-		b[i] &= k.mask[i]
+	if a.Is4() || a.Is4In6() {
+		return b
 	}
-	return clientKey(b), netip.AddrFrom16(b)
+	lo, hi := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	lo &= k.maskHi
+	hi &= k.maskLo
+	binary.BigEndian.PutUint64(b[:8], lo)
+	binary.BigEndian.PutUint64(b[8:], hi)
+	return b
 }
 
 // text is the key as Redis and the log know it: "192.0.2.1", or
