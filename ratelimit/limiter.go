@@ -23,14 +23,17 @@
 // # Memory
 //
 // The memory store holds one table per rule, split into 32 shards with a
-// lock each. A tracked client costs 8*limit + 96 bytes (its ring of int64
-// timestamps, the entry and its map slot); a table tracks at most
-// Options.MaxKeys clients (default 10000, rounded up to a multiple of 32),
-// so a rule's table never exceeds MaxKeys*(8*limit+96) bytes: 2.5 MB for a
-// limit of 25, 24.9 MB for the mastodon preset's 300-request API rule.
-// Idle clients expire (one per decision, from the least recently used
-// end), and when a shard is full the least recently used client is
-// evicted, so a flood of distinct addresses cannot grow the store
+// lock each. A tracked client costs at most 9*limit + 160 bytes (its ring
+// of int64 timestamps with the allocator's rounding, the entry, its map
+// slot); a table tracks at most Options.MaxKeys clients (default 10000,
+// rounded up to a multiple of 32), so a rule's table never exceeds
+// MaxKeys*(9*limit+160) bytes: 3.9 MB for a limit of 25, 28.6 MB for the
+// mastodon preset's 300-request API rule, 56.8 MB for all nine of its
+// rules at once. Idle clients expire without a background task (each
+// decision drops up to two expired clients from the least recently used
+// end of its shard, and every 16th sweeps another shard in turn), and
+// when a shard is full the least recently used client is evicted, so a
+// flood of distinct addresses cannot grow the store
 // (Limiter.MemoryBound reports the figure). In Redis a client's log for a
 // rule is one list of at most limit integers (about 10 bytes each, plus
 // the key) that expires by itself one period after its newest entry.
@@ -367,11 +370,11 @@ func (l *Limiter) Close() error {
 }
 
 // MemoryBound is the most memory, in bytes, the memory store can hold for
-// this Limiter's rules (0 for Redis): per rule, MaxKeys*(8*limit+96).
+// this Limiter's rules (0 for Redis): per rule, MaxKeys*(9*limit+160).
 func (l *Limiter) MemoryBound() int64 {
 	var n int64
 	for _, t := range l.tables {
-		n += int64(t.perShard*nShards) * (8*int64(t.limit) + entryOverhead)
+		n += int64(t.perShard*nShards) * keyBytes(int(t.limit))
 	}
 	return n
 }

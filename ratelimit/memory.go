@@ -8,12 +8,17 @@ import (
 )
 
 // nShards is the number of independently locked shards per rule table.
-const nShards = 32
+const (
+	shardBits = 5
+	nShards   = 1 << shardBits
+)
 
-// entryOverhead is the memory one tracked client costs besides its ring of
-// timestamps: the entry (key, ring header, indices; 56 bytes) and its map
-// slot, rounded up.
-const entryOverhead = 96
+// keyBytes is the most memory one tracked client costs: its ring of
+// timestamps (8*limit bytes, up to 1/8 more for the allocator's size
+// classes), the entry (56 bytes), its map slot (at most 48 bytes at the
+// map's lowest load) and its free-list slot, rounded up. TestMemoryBound
+// measures it.
+func keyBytes(limit int) int64 { return 9*int64(limit) + 160 }
 
 // memStore is the in-process store: one table per rule id, shared by the
 // Limiters built from one another by Reconfigure. A table lives while a
@@ -101,9 +106,10 @@ func newTable(seq uint64, limit int, period time.Duration, perShard int) *table 
 func (t *table) shardOf(k clientKey) *shard {
 	lo := binary.LittleEndian.Uint64(k[:8]) ^ t.seed[0]
 	hi := binary.LittleEndian.Uint64(k[8:]) ^ t.seed[1]
+	// A multiplication carries every bit upwards: the top bits depend on
+	// all 128 bits of the key, the low ones would not.
 	h := (lo*0x9E3779B97F4A7C15 ^ hi) * 0xC2B2AE3D27D4EB4F
-	h ^= h >> 29
-	return &t.shards[h%nShards]
+	return &t.shards[h>>(64-shardBits)]
 }
 
 // shard is a bounded map of client key to sliding log, with the entries in
@@ -206,6 +212,11 @@ func (s *shard) get(t *table, k clientKey) *entry {
 		i = s.free[len(s.free)-1]
 		s.free = s.free[:len(s.free)-1]
 	case len(s.ents) < t.perShard:
+		if len(s.ents) == cap(s.ents) { // grow, but never past the bound
+			grown := make([]entry, len(s.ents), min(max(2*cap(s.ents), 8), t.perShard))
+			copy(grown, s.ents)
+			s.ents = grown
+		}
 		s.ents = append(s.ents, entry{ring: make([]int64, t.limit)})
 		i = int32(len(s.ents) - 1)
 	default:

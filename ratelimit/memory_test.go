@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,7 @@ func TestAttackAddressFloodKeepsMemoryBounded(t *testing.T) {
 	if entries > 320 {
 		t.Fatalf("%d entries allocated, bound 320", entries)
 	}
-	if b := l.MemoryBound(); b != 320*(8*3+96) {
+	if b := l.MemoryBound(); b != 320*(9*3+160) {
 		t.Fatalf("MemoryBound = %d", b)
 	}
 	// Idle clients expire: after a period, each decision sweeps one.
@@ -134,5 +135,53 @@ func TestMemoryConcurrentExact(t *testing.T) {
 	wg.Wait()
 	if admitted.Load() != 500 {
 		t.Fatalf("admitted %d of 1600, want exactly 500", admitted.Load())
+	}
+}
+
+// The stated bound holds: filling a table to MaxKeys grows the heap by no
+// more than MemoryBound.
+func TestMemoryBound(t *testing.T) {
+	for _, limit := range []int{1, 25, 300} {
+		l := mustNew(t, baseConfig(newRule("r", limit, time.Hour, "/x")), Options{MaxKeys: 20000})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var a [4]byte
+		for i := 0; i < 3*20000; i++ {
+			a[0], a[1], a[2], a[3] = 10, byte(i>>16), byte(i>>8), byte(i)
+			allow(t, l, "r", netip.AddrFrom4(a).String())
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		t.Logf("limit %d: heap grew %d bytes for %d clients (%d per client); bound %d", limit, grew, l.tables[0].size(), grew/int64(l.tables[0].size()), l.MemoryBound())
+		if grew > l.MemoryBound() {
+			t.Errorf("limit %d: heap grew %d bytes, over the stated bound %d", limit, grew, l.MemoryBound())
+		}
+		runtime.KeepAlive(l)
+	}
+}
+
+// Keys spread over all shards, for consecutive IPv4 addresses and IPv6
+// networks alike (an address plan cannot pile clients into one shard).
+func TestShardSpread(t *testing.T) {
+	tab := newTable(1, 1, time.Minute, 100)
+	k := newKeyer(64)
+	for _, gen := range []func(i int) netip.Addr{
+		func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}) },
+		func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(i >> 8), byte(i), 0, 0, 0, 0, 0, 0, 0, 1})
+		},
+	} {
+		var counts [nShards]int
+		for i := 0; i < 64*nShards; i++ {
+			s := tab.shardOf(k.bytes(gen(i)))
+			counts[s.id]++
+		}
+		for i, c := range counts {
+			if c < 20 || c > 120 {
+				t.Fatalf("shard %d holds %d of %d keys: %v", i, c, 64*nShards, counts)
+			}
+		}
 	}
 }
