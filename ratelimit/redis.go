@@ -104,7 +104,9 @@ for i = 1, n do
   local k = KEYS[i]
   local period = tonumber(ARGV[2*i])
   if allowed == 1 then
-    redis.call('RPUSH', k, now)
+    local newest = redis.call('LINDEX', k, -1)
+    -- a Redis clock that stepped back keeps the log in order
+    redis.call('RPUSH', k, math.max(now, tonumber(newest or now)))
     redis.call('PEXPIRE', k, math.ceil(period / 1000) + 1)
     counts[i] = counts[i] + 1
   end
