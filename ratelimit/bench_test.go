@@ -20,7 +20,7 @@ import (
 // One memory-store decision (target: <= 100 ns, 0 allocs). The limit is
 // never reached, so every iteration records.
 func BenchmarkMemoryDecision(b *testing.B) {
-	l, err := New(baseConfig(newRule("r", maxLimit, time.Millisecond, "/x")), Options{})
+	l, err := New(baseConfig(newRule("r", maxLimit, time.Millisecond, "/x")), Options{MaxMemory: 1 << 40})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,22 +55,20 @@ func BenchmarkMemoryDecisionSignUpRule(b *testing.B) {
 	}
 }
 
-// Memory decisions from many goroutines and clients at once.
+// Memory decisions from two goroutines at once, on the sign-up-like rule
+// and 1024 clients.
 func BenchmarkMemoryDecisionParallel(b *testing.B) {
-	l, err := New(baseConfig(newRule("r", maxLimit, time.Millisecond, "/x")), Options{})
+	l, err := New(baseConfig(newRule("r", 25, 5*time.Minute, "/x")), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l.Close()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		var a [4]byte
-		a[0] = 10
 		i := 0
 		for pb.Next() {
 			i++
-			a[2], a[3] = byte(i>>8), byte(i)
-			_, _ = l.Allow(context.Background(), "r", netip.AddrFrom4(a))
+			_, _ = l.Allow(context.Background(), "r", netip.AddrFrom4([4]byte{10, 0, byte(i >> 8 & 3), byte(i)}))
 		}
 	})
 }
@@ -131,7 +129,7 @@ func BenchmarkMiddlewareMastodon(b *testing.B) {
 		cfg.Rules[i].Limit = maxLimit // never refuse: measure the admitted path
 		cfg.Rules[i].Period = time.Millisecond
 	}
-	l, err := New(cfg, Options{})
+	l, err := New(cfg, Options{MaxMemory: 1 << 40})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -91,6 +91,10 @@ type Options struct {
 	// MaxKeys is the most clients the memory store tracks per rule;
 	// 0 = 10000.
 	MaxKeys int
+	// MaxMemory is the most memory, in bytes, the memory store may need
+	// for the rules (see MemoryBound): New refuses rules that could need
+	// more; 0 = 256 MiB.
+	MaxMemory int64
 	// ProbeInterval is how often a Redis marked down is probed, and the
 	// Retry-After of a 503 while on_store_error = "deny"; 0 = 1s.
 	ProbeInterval time.Duration
@@ -177,8 +181,8 @@ func build(cfg configs.RateLimit, opts Options, from *Limiter) (*Limiter, error)
 	if len(cfg.Rules) > maxMatch {
 		errs = append(errs, fmt.Errorf("%d rules: at most %d", len(cfg.Rules), maxMatch))
 	}
-	if opts.MaxKeys < 0 || opts.ProbeInterval < 0 {
-		errs = append(errs, errors.New("MaxKeys and ProbeInterval must not be negative"))
+	if opts.MaxKeys < 0 || opts.ProbeInterval < 0 || opts.MaxMemory < 0 {
+		errs = append(errs, errors.New("MaxKeys, MaxMemory and ProbeInterval must not be negative"))
 	}
 	l := &Limiter{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, clientAddr: opts.ClientAddr,
 		keyer: newKeyer(cfg.IPv6Prefix), deny: cfg.OnStoreError == configs.OnErrDeny,
@@ -218,6 +222,14 @@ func build(cfg configs.RateLimit, opts Options, from *Limiter) (*Limiter, error)
 	}
 	if l.opts.ProbeInterval == 0 {
 		l.opts.ProbeInterval = time.Second
+	}
+	if l.opts.MaxMemory == 0 {
+		l.opts.MaxMemory = 256 << 20
+	}
+	if cfg.Store == configs.StoreMemory {
+		if err := checkMemoryBudget(l.rules, l.opts.MaxKeys, l.opts.MaxMemory); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case cfg.Store == configs.StoreMemory:
@@ -377,4 +389,24 @@ func (l *Limiter) MemoryBound() int64 {
 		n += int64(t.perShard*nShards) * keyBytes(int(t.limit))
 	}
 	return n
+}
+
+// checkMemoryBudget refuses rules whose memory store could outgrow budget.
+func checkMemoryBudget(rules []rule, maxKeys int, budget int64) error {
+	keys := int64((maxKeys + nShards - 1) / nShards * nShards)
+	var total int64
+	biggest := ""
+	var most int64
+	for i := range rules {
+		b := keys * keyBytes(rules[i].limit)
+		total += b
+		if b > most {
+			most, biggest = b, rules[i].name
+		}
+	}
+	if total > budget {
+		return fmt.Errorf("ratelimit: the memory store could need %d MiB for these rules (rule %q alone %d MiB: %d clients x %d bytes), more than %d MiB: lower the limits, or use store = \"redis\"",
+			total>>20, biggest, most>>20, keys, most/keys, budget>>20)
+	}
+	return nil
 }

@@ -56,6 +56,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"ipv6_prefix":    {Store: "memory", OnStoreError: "allow", StoreTimeout: time.Second, IPv6Prefix: 129},
 		"limit":          baseConfig(newRule("r", 0, time.Minute, "/x")),
 		"huge limit":     baseConfig(newRule("r", maxLimit+1, time.Minute, "/x")),
+		"memory budget":  baseConfig(newRule("r", 5000, time.Minute, "/x")),
 		"period":         baseConfig(newRule("r", 1, 0, "/x")),
 		"paths":          baseConfig(newRule("r", 1, time.Minute)),
 		"wildcard":       baseConfig(newRule("r", 1, time.Minute, "/a*b")),
@@ -142,7 +143,7 @@ func TestMemoryConcurrentExact(t *testing.T) {
 // more than MemoryBound.
 func TestMemoryBound(t *testing.T) {
 	for _, limit := range []int{1, 25, 300} {
-		l := mustNew(t, baseConfig(newRule("r", limit, time.Hour, "/x")), Options{MaxKeys: 20000})
+		l := mustNew(t, baseConfig(newRule("r", limit, time.Hour, "/x")), Options{MaxKeys: 20000, MaxMemory: 1 << 30})
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -183,5 +184,17 @@ func TestShardSpread(t *testing.T) {
 				t.Fatalf("shard %d holds %d of %d keys: %v", i, c, 64*nShards, counts)
 			}
 		}
+	}
+}
+
+// Every preset's rules build, within the default memory budget.
+func TestPresetsBuild(t *testing.T) {
+	for _, p := range configs.Presets {
+		def, err := configs.Default(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := mustNew(t, def.RateLimit, Options{})
+		t.Logf("%s: %d rules, memory bound %.1f MiB", p, len(l.rules), float64(l.MemoryBound())/(1<<20))
 	}
 }
