@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -334,4 +335,34 @@ func (t *table) size() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// MemoryBound is the most memory, in bytes, the memory store can hold for
+// this Limiter's rules (0 for Redis): per rule, MaxKeys*(9*limit+160).
+func (l *Limiter) MemoryBound() int64 {
+	var n int64
+	for _, t := range l.tables {
+		n += int64(t.perShard*nShards) * keyBytes(int(t.limit))
+	}
+	return n
+}
+
+// checkMemoryBudget refuses rules whose memory store could outgrow budget.
+func checkMemoryBudget(rules []rule, maxKeys int, budget int64) error {
+	keys := int64((maxKeys + nShards - 1) / nShards * nShards)
+	var total int64
+	biggest := ""
+	var most int64
+	for i := range rules {
+		b := keys * keyBytes(rules[i].limit)
+		total += b
+		if b > most {
+			most, biggest = b, rules[i].name
+		}
+	}
+	if total > budget {
+		return fmt.Errorf("ratelimit: the memory store could need %d MiB for these rules (rule %q alone %d MiB: %d clients x %d bytes), more than %d MiB: lower the limits, or use store = \"redis\"",
+			total>>20, biggest, most>>20, keys, most/keys, budget>>20)
+	}
+	return nil
 }
