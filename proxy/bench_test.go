@@ -62,3 +62,44 @@ func BenchmarkHandlerProxySmallJSON(b *testing.B) {
 		}
 	}
 }
+
+// benchEdge starts an edge with HTTP/3 in front of a small-JSON backend.
+func benchEdge(b *testing.B) *testEdge {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
+	}))
+	b.Cleanup(be.Close)
+	cfg := testConfig(b, be.URL, "")
+	cfg.Server.HTTP3 = true
+	return startEdge(b, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+}
+
+func benchClient(b *testing.B, c *http.Client, url string) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
+
+// BenchmarkEdgeHTTPS compares the protocols end to end over loopback on
+// the same server: HTTPS keep-alive HTTP/1.1, HTTP/2 and HTTP/3.
+func BenchmarkEdgeHTTPS(b *testing.B) {
+	te := benchEdge(b)
+	url := te.base + "/api/v1/accounts/1"
+	b.Run("HTTP1.1", func(b *testing.B) {
+		c := te.client(false)
+		c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+		benchClient(b, c, url)
+	})
+	b.Run("HTTP2", func(b *testing.B) { benchClient(b, te.client(true), url) })
+	b.Run("HTTP3", func(b *testing.B) { benchClient(b, te.h3Client(b), url) })
+}

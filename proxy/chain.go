@@ -48,7 +48,7 @@ type edgeState struct {
 	streamCtx    context.Context
 	streamCancel context.CancelFunc
 	conns        connTracker
-	listenPort   atomic.Int32          // the bound HTTPS port, for redirects
+	listenPort   atomic.Int32           // the bound HTTPS port, for redirects
 	altSvc       atomic.Pointer[string] // Alt-Svc for HTTP/3; nil or "" = none
 }
 
