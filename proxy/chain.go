@@ -249,6 +249,10 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.plainError(st, http.StatusTooEarly, "too early: retry after the handshake")
 		return
 	}
+	if r.Method == http.MethodConnect {
+		c.plainError(st, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
 	if hasDotDotSegment(r.URL.Path) {
 		c.plainError(st, http.StatusBadRequest, "bad request: path")
 		return

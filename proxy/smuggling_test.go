@@ -120,3 +120,20 @@ func TestAttackSlowlorisHeadersCut(t *testing.T) {
 		t.Fatal("the slow request reached the backend")
 	}
 }
+
+func TestAttackConnectTunnelRefused(t *testing.T) {
+	be, seenc := recordingBackend(t)
+	te := startEdge(t, testConfig(t, be.URL, ""), Options{})
+	conn := te.rawTLS(t)
+	if _, err := io.WriteString(conn, "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || len(seenc) != 0 {
+		t.Fatalf("CONNECT: %d, backend saw %d requests", resp.StatusCode, len(seenc))
+	}
+}
