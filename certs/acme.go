@@ -1,0 +1,182 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/fedigate/fedigate/configs"
+)
+
+// acmeSource obtains and renews certificates for the hosts with certmagic,
+// using a cache and config of its own (never certmagic's globals).
+type acmeSource struct {
+	hosts  []string
+	cache  *certmagic.Cache
+	magic  *certmagic.Config
+	issuer *certmagic.ACMEIssuer
+	cancel context.CancelFunc
+}
+
+func newACME(cfg configs.TLS, hosts []string, opts Options, log *slog.Logger) (*acmeSource, error) {
+	if len(hosts) == 0 {
+		return nil, errors.New("tls.mode = \"acme\" needs server.hosts")
+	}
+	if err := ensureStateDir(cfg.StateDir, log); err != nil {
+		return nil, err
+	}
+	var roots *x509.CertPool
+	if cfg.ACMECARoot != "" {
+		pemBytes, err := os.ReadFile(cfg.ACMECARoot)
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme_ca_root: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("tls.acme_ca_root %s holds no PEM certificate", cfg.ACMECARoot)
+		}
+	}
+	zl := zap.New(&slogCore{log: log.With("component", "acme")})
+	a := &acmeSource{hosts: hosts}
+	a.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return a.magic, nil },
+		RenewCheckInterval: opts.CheckInterval,
+		Logger:             zl,
+	})
+	a.magic = certmagic.New(a.cache, certmagic.Config{
+		Storage: &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, "acme")},
+		Logger:  zl,
+	})
+	ca := cfg.ACMECA
+	if ca == "" {
+		ca = certmagic.LetsEncryptProductionCA
+	}
+	a.issuer = certmagic.NewACMEIssuer(a.magic, certmagic.ACMEIssuer{
+		CA:           ca,
+		Email:        cfg.ACMEEmail,
+		Agreed:       true,
+		TrustedRoots: roots,
+		Logger:       zl,
+	})
+	a.magic.Issuers = []certmagic.Issuer{a.issuer}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	// Stored certificates are loaded and served at once; missing ones are
+	// obtained in the background and retried by certmagic on failure.
+	if err := a.magic.ManageAsync(ctx, hosts); err != nil {
+		cancel()
+		a.cache.Stop()
+		return nil, fmt.Errorf("acme: %w", err)
+	}
+	return a, nil
+}
+
+// configure points a server TLS config at certmagic: the managed
+// certificates, and TLS-ALPN-01 challenges on the main listener. An
+// unknown SNI gets no certificate.
+func (a *acmeSource) configure(c *tls.Config) {
+	c.GetCertificate = a.magic.GetCertificate
+	c.NextProtos = append(c.NextProtos, "acme-tls/1")
+}
+
+func (a *acmeSource) httpChallenge(next http.Handler) http.Handler {
+	return a.issuer.HTTPChallengeHandler(next)
+}
+
+func (a *acmeSource) infos() []Info {
+	var out []Info
+	for _, h := range a.hosts {
+		for _, c := range a.cache.AllMatchingCertificates(h) {
+			if c.Leaf != nil && !slices.ContainsFunc(out, func(in Info) bool { return in.SHA256 == Fingerprint(c.Leaf.Raw) }) {
+				out = append(out, describe(c.Leaf, ""))
+			}
+		}
+	}
+	return out
+}
+
+func (a *acmeSource) describe(w io.Writer) error {
+	fmt.Fprintf(w, "ACME directory:     %s\n", a.issuer.CA)
+	for _, h := range a.hosts {
+		certs := a.cache.AllMatchingCertificates(h)
+		if len(certs) == 0 || certs[0].Leaf == nil {
+			fmt.Fprintf(w, "%-20s not yet obtained (issuance runs in the background: see the log)\n", h+":")
+			continue
+		}
+		in := describe(certs[0].Leaf, "")
+		fmt.Fprintf(w, "%-20s issuer %q, expires %s, SHA-256 %s\n", h+":", in.Issuer, in.NotAfter.UTC().Format(time.RFC3339), in.SHA256)
+	}
+	return nil
+}
+
+func (a *acmeSource) close() {
+	a.cancel()
+	a.cache.Stop()
+}
+
+// slogCore sends certmagic's zap logs to slog, one line per event.
+type slogCore struct {
+	log    *slog.Logger
+	fields []zapcore.Field
+}
+
+func (c *slogCore) Enabled(l zapcore.Level) bool {
+	return c.log.Enabled(context.Background(), slogLevel(l))
+}
+
+func (c *slogCore) With(fs []zapcore.Field) zapcore.Core {
+	return &slogCore{log: c.log, fields: append(slices.Clip(c.fields), fs...)}
+}
+
+func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range append(slices.Clip(c.fields), fs...) {
+		f.AddTo(enc)
+	}
+	args := make([]any, 0, 2*len(enc.Fields))
+	for k, v := range enc.Fields {
+		args = append(args, k, v)
+	}
+	msg := e.Message
+	if e.LoggerName != "" {
+		msg = strings.TrimSpace(e.LoggerName + ": " + msg)
+	}
+	c.log.Log(context.Background(), slogLevel(e.Level), msg, args...)
+	return nil
+}
+
+func (c *slogCore) Sync() error { return nil }
+
+func slogLevel(l zapcore.Level) slog.Level {
+	switch {
+	case l >= zapcore.ErrorLevel:
+		return slog.LevelError
+	case l == zapcore.WarnLevel:
+		return slog.LevelWarn
+	case l == zapcore.InfoLevel:
+		return slog.LevelInfo
+	default:
+		return slog.LevelDebug
+	}
+}
