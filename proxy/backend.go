@@ -52,19 +52,27 @@ func newBackends(b configs.Backend, c *chain) (*backends, error) {
 	pool := &bufferPool{}
 	pool.p.New = func() any { b := make([]byte, 32<<10); return &b }
 	bk := &backends{transport: t, c: c}
+	var modify func(*http.Response) error
+	if c.hsts != "" {
+		modify = func(resp *http.Response) error {
+			delete(resp.Header, "Strict-Transport-Security") // the edge's own is already set
+			return nil
+		}
+	}
 	bk.web = &httputil.ReverseProxy{
-		Rewrite:      rewriteTo(web),
-		Transport:    t,
-		BufferPool:   pool,
-		ErrorHandler: c.proxyError,
-		ErrorLog:     nil,
+		Rewrite:        rewriteTo(web),
+		Transport:      t,
+		BufferPool:     pool,
+		ErrorHandler:   c.proxyError,
+		ModifyResponse: modify,
 	}
 	bk.stream = &httputil.ReverseProxy{
-		Rewrite:       rewriteTo(streamURL),
-		Transport:     t,
-		BufferPool:    pool,
-		FlushInterval: -1,
-		ErrorHandler:  c.proxyError,
+		Rewrite:        rewriteTo(streamURL),
+		Transport:      t,
+		BufferPool:     pool,
+		FlushInterval:  -1,
+		ErrorHandler:   c.proxyError,
+		ModifyResponse: modify,
 	}
 	return bk, nil
 }

@@ -265,6 +265,11 @@ func TestGzipOfBackendJSON(t *testing.T) {
 	body := `{"data":"` + strings.Repeat("mastodon ", 100) + `"}`
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Strict-Transport-Security", "max-age=1")
+		if r.URL.Path == "/tiny" {
+			_, _ = io.WriteString(w, `{}`)
+			return
+		}
 		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(be.Close)
@@ -273,9 +278,16 @@ func TestGzipOfBackendJSON(t *testing.T) {
 	if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Vary") != "Accept-Encoding" || len(raw) >= len(body) {
 		t.Fatalf("encoding %q vary %q len %d", resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"), len(raw))
 	}
+	if hsts := resp.Header.Values("Strict-Transport-Security"); len(hsts) != 1 || hsts[0] != "max-age=63072000; includeSubDomains" {
+		t.Fatalf("HSTS %q", hsts)
+	}
 	resp, raw = get(t, te.client(false), te.base+"/api/v1/timelines/public", nil)
 	if resp.Header.Get("Content-Encoding") != "" || raw != body {
 		t.Fatalf("plain: encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+	resp, raw = get(t, te.client(false), te.base+"/tiny", map[string]string{"Accept-Encoding": "gzip"})
+	if resp.Header.Get("Content-Encoding") != "" || raw != `{}` {
+		t.Fatalf("tiny body compressed: %q", resp.Header.Get("Content-Encoding"))
 	}
 }
 
