@@ -301,25 +301,33 @@ func TestNotAProxyRequest(t *testing.T) {
 	}
 }
 
-// A SOCKS server with username and password (microsocks -u/-P).
+// A SOCKS server with username and password: dante-server (sockd) with
+// socksmethod username, leaving from socksOut.
 func TestSOCKSWithPassword(t *testing.T) {
-	bin := testenv.Binary(t, "microsocks", "microsocks")
-	addr := testenv.Loopback(t)
-	host, port, _ := net.SplitHostPort(addr)
-	testenv.Start(t, addr, bin, "-i", host, "-p", port, "-u", "warp", "-P", "s3cret", "-b", socksOut)
+	d := testenv.Dante(t, socksOut, "warp", "s3cret")
 	dest := startDestination(t)
-	_, purl, _ := startProxy(t, egressConfig("socks5://warp:s3cret@"+addr, dest.addr), Options{})
+	_, purl, logs := startProxy(t, egressConfig("socks5://warp:s3cret@"+d.Addr, dest.addr), Options{})
 	resp, err := clientVia(purl).Get("http://" + dest.addr + "/")
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("with the right password: %v %v", resp, err)
+		t.Fatalf("with the right password: %v %v\ndante:\n%s", resp, err, d.Output())
 	}
 	resp.Body.Close()
-	_, purl, _ = startProxy(t, egressConfig("socks5://warp:wrong@"+addr, dest.addr), Options{})
+	if seen := dest.seen(); len(seen) != 1 || seen[0] != socksOut {
+		t.Errorf("destination saw %v, want only dante's %s", seen, socksOut)
+	}
+	if strings.Contains(logs.String(), "s3cret") {
+		t.Errorf("the upstream password reached the log:\n%s", logs.String())
+	}
+	before := dest.conns.Load()
+	_, purl, _ = startProxy(t, egressConfig("socks5://warp:wrong@"+d.Addr, dest.addr), Options{})
 	resp, err = clientVia(purl).Get("http://" + dest.addr + "/")
 	if err != nil || resp.StatusCode != 502 {
 		t.Fatalf("with a wrong password: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	if n := dest.conns.Load(); n != before {
+		t.Errorf("a refused SOCKS login still reached the destination (%d new connections)", n-before)
+	}
 }
 
 // Mastodon's HTTP client (http.rb) and curl through the egress.
