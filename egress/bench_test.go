@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -87,6 +88,7 @@ func BenchmarkBulkThroughEgress(b *testing.B) {
 	s := socks(b)
 	dest := sink(b)
 	_, purl, _ := startProxy(b, egressConfig("socks5://"+s.Addr, dest), Options{Logger: quietLog()})
+	b.ReportAllocs()
 	for b.Loop() {
 		c := connectVia(b, purl.Host, dest)
 		pump(b, c)
@@ -98,6 +100,7 @@ func BenchmarkBulkStraightToSOCKS(b *testing.B) {
 	s := socks(b)
 	dest := sink(b)
 	d, _ := proxy.SOCKS5("tcp", s.Addr, nil, &net.Dialer{Timeout: time.Second})
+	b.ReportAllocs()
 	for b.Loop() {
 		c, err := d.Dial("tcp", dest)
 		if err != nil {
@@ -134,5 +137,35 @@ func BenchmarkGuardedDial(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// BenchmarkForwardRequest and BenchmarkRequestStraightToDestination give
+// the latency the egress adds to one absolute-URI GET (kept-alive client
+// and upstream connections on both sides, like a busy backend's).
+func BenchmarkForwardRequest(b *testing.B) {
+	s := socks(b)
+	dest := startDestination(b)
+	_, purl, _ := startProxy(b, egressConfig("socks5://"+s.Addr, dest.addr), Options{Logger: quietLog()})
+	benchGet(b, clientVia(purl), "http://"+dest.addr+"/inbox")
+}
+
+func BenchmarkRequestStraightToDestination(b *testing.B) {
+	dest := startDestination(b)
+	benchGet(b, &http.Client{Transport: &http.Transport{}}, "http://"+dest.addr+"/inbox")
+}
+
+func benchGet(b *testing.B, c *http.Client, url string) {
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatal(resp.Status)
+		}
 	}
 }

@@ -133,6 +133,18 @@ func TestAttackDeniedDestinationsNeverDialled(t *testing.T) {
 			return []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("127.0.0.1")}
 		case "mapped.test":
 			return []netip.Addr{netip.MustParseAddr("::ffff:169.254.169.254")}
+		case "loopback-mapped.test":
+			return []netip.Addr{netip.MustParseAddr("::ffff:127.0.0.1")}
+		case "nat64.test":
+			return []netip.Addr{netip.MustParseAddr("64:ff9b::7f00:1")}
+		case "metadata.test":
+			return []netip.Addr{netip.MustParseAddr("169.254.169.254")}
+		case "ula.test":
+			return []netip.Addr{netip.MustParseAddr("fd00:ec2::254")}
+		case "cgnat.test":
+			return []netip.Addr{netip.MustParseAddr("100.64.0.1")}
+		case "own.test":
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 		}
 		return nil
 	})
@@ -146,7 +158,8 @@ func TestAttackDeniedDestinationsNeverDialled(t *testing.T) {
 		"[64:ff9b::7f00:1]:80", "[64:ff9b::a00:1]:80", "[2002:7f00:1::]:80", "[fd00:ec2::254]:80",
 		"[fe80::1]:80", "[ff02::1]:80", "0.0.0.0:80", "255.255.255.255:80", "224.0.0.1:80",
 		"192.0.2.1:80", "198.18.0.1:80", "[2001:db8::1]:80", "[2001::1]:80",
-		"private.test:80", "mixed.test:80", "mapped.test:80",
+		"private.test:80", "mixed.test:80", "mapped.test:80", "loopback-mapped.test:80", "nat64.test:80",
+		"metadata.test:80", "ula.test:80", "cgnat.test:80", "own.test:8443", "Private.TEST.:80",
 		"blocked.example:443", "BLOCKED.Example.:443", "a.b.worse.example:443",
 		"127.0.0.1:8443", "8.8.8.8:9180",
 		"0.0.0.0.:80", "127.0.0.1.:80", "127.1:80", "0x7f.1:80", "2130706433:80",
