@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -430,4 +431,43 @@ func answerDoH(t *testing.T, w http.ResponseWriter, r *http.Request, addr netip.
 	out, _ := resp.Pack()
 	w.Header().Set("Content-Type", "application/dns-message")
 	w.Write(out)
+}
+
+// The client half-closes its side of a CONNECT tunnel; the destination
+// reads to EOF and still answers through the tunnel. The upstream is dante:
+// microsocks closes both directions at the first EOF.
+func TestConnectHalfClose(t *testing.T) {
+	d := testenv.Dante(t, socksOut, "warp", "s3cret")
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "got %d", n)
+	}()
+	_, purl, _ := startProxy(t, egressConfig("socks5://warp:s3cret@"+d.Addr, ln.Addr().String()), Options{})
+	conn, err := net.Dial("tcp", purl.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "CONNECT "+ln.Addr().String()+" HTTP/1.1\r\nHost: "+ln.Addr().String()+"\r\n\r\n")
+	buf := make([]byte, 39)
+	if _, err := io.ReadFull(conn, buf); err != nil || !strings.Contains(string(buf), "200") {
+		t.Fatalf("tunnel: %q %v", buf, err)
+	}
+	io.WriteString(conn, strings.Repeat("x", 100000))
+	conn.(*net.TCPConn).CloseWrite()
+	reply, err := io.ReadAll(conn)
+	if string(reply) != "got 100000" {
+		t.Fatalf("after half-close: %q %v", reply, err)
+	}
 }

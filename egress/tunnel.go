@@ -89,10 +89,47 @@ func pipe(client, upstream net.Conn, idle time.Duration) (int64, int64) {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyIdle copies src to dst. A read deadline that passes while the other
+// copyIdle copies src to dst: on the TCP connections themselves when both
+// are at hand (the kernel splices, no copy through user space), else
+// through a buffer.
+func copyIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
+	if d, s := rawTCP(dst), rawTCP(src); d != nil && s != nil {
+		return spliceIdle(d, s, idle, last)
+	}
+	return bufferIdle(dst, src, idle, last)
+}
+
+// spliceIdle copies in rounds of at most idle each. A round that ends in a
+// timeout ends the tunnel only when neither direction moved a byte for
+// idle, so an idle tunnel closes after between idle and twice idle.
+func spliceIdle(dst, src *net.TCPConn, idle time.Duration, last *atomic.Int64) int64 {
+	var total int64
+	for {
+		deadline := time.Now().Add(idle)
+		_ = src.SetReadDeadline(deadline)
+		_ = dst.SetWriteDeadline(deadline)
+		n, err := dst.ReadFrom(src)
+		total += n
+		if n > 0 {
+			last.Store(time.Now().UnixNano())
+		}
+		if err == nil { // EOF from src
+			_ = dst.CloseWrite()
+			return total
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < idle {
+			continue
+		}
+		closeBoth(dst, src)
+		return total
+	}
+}
+
+// bufferIdle copies src to dst. A read deadline that passes while the other
 // direction moved recently is extended; when both were idle, the tunnel
 // ends. EOF half-closes dst so the other direction can finish.
-func copyIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
+func bufferIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp

@@ -37,7 +37,7 @@ func newUpstream(raw string, timeout time.Duration) (*upstream, error) {
 		pass, _ := u.User.Password()
 		up.auth = &proxy.Auth{User: u.User.Username(), Password: pass}
 	}
-	s, err := proxy.SOCKS5("tcp", u.Host, up.auth, d)
+	s, err := proxy.SOCKS5("tcp", u.Host, up.auth, tcpCapture{d})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,54 @@ func (u *upstream) dial(ctx context.Context, addr string) (net.Conn, error) {
 	if u.socks == nil {
 		return u.direct.DialContext(ctx, "tcp", addr)
 	}
-	return u.socks.DialContext(ctx, "tcp", addr)
+	slot := &tcpSlot{}
+	c, err := u.socks.DialContext(context.WithValue(ctx, tcpSlot{}, slot), "tcp", addr)
+	if err != nil || slot.tcp == nil {
+		return c, err
+	}
+	return &socksConn{Conn: c, tcp: slot.tcp}, nil
+}
+
+// socksConn is a connection through the SOCKS server that keeps the TCP
+// connection under it. After the handshake the SOCKS connection passes
+// bytes through unchanged, so the tunnel can half-close (CloseWrite) and
+// splice on the TCP connection itself.
+type socksConn struct {
+	net.Conn
+	tcp *net.TCPConn
+}
+
+func (c *socksConn) CloseWrite() error { return c.tcp.CloseWrite() }
+
+// tcpSlot receives, through the dial's context, the TCP connection the
+// SOCKS dialer made; it is also its own context key.
+type tcpSlot struct{ tcp *net.TCPConn }
+
+// tcpCapture is the SOCKS dialer's forward dialer: it records the TCP
+// connection in the context's tcpSlot.
+type tcpCapture struct{ d *net.Dialer }
+
+func (f tcpCapture) Dial(network, addr string) (net.Conn, error) {
+	return f.DialContext(context.Background(), network, addr)
+}
+
+func (f tcpCapture) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := f.d.DialContext(ctx, network, addr)
+	if slot, ok := ctx.Value(tcpSlot{}).(*tcpSlot); ok && err == nil {
+		slot.tcp, _ = c.(*net.TCPConn)
+	}
+	return c, err
+}
+
+// rawTCP is the TCP connection under c, or nil.
+func rawTCP(c net.Conn) *net.TCPConn {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		return c
+	case *socksConn:
+		return c.tcp
+	}
+	return nil
 }
 
 // ready checks that the SOCKS server answers a greeting.
