@@ -471,3 +471,44 @@ func TestConnectHalfClose(t *testing.T) {
 		t.Fatalf("after half-close: %q %v", reply, err)
 	}
 }
+
+// A tunnel in which nothing moves is closed after idle_timeout (at most
+// twice it), so a stalled peer cannot hold a connection slot forever.
+func TestConnectIdleTimeout(t *testing.T) {
+	s := socks(t)
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	cfg := egressConfig("socks5://"+s.Addr, ln.Addr().String())
+	cfg.IdleTimeout = 300 * time.Millisecond
+	_, purl, _ := startProxy(t, cfg, Options{})
+	conn, err := net.Dial("tcp", purl.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "CONNECT "+ln.Addr().String()+" HTTP/1.1\r\nHost: "+ln.Addr().String()+"\r\n\r\n")
+	buf := make([]byte, 39)
+	if _, err := io.ReadFull(conn, buf); err != nil || !strings.Contains(string(buf), "200") {
+		t.Fatalf("tunnel: %q %v", buf, err)
+	}
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(buf); err != io.EOF {
+		t.Fatalf("idle tunnel: %v, want EOF", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("idle tunnel closed after %v, want about 300-600ms", d)
+	}
+}
