@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,5 +511,47 @@ func TestConnectIdleTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
 		t.Errorf("idle tunnel closed after %v, want about 300-600ms", d)
+	}
+}
+
+// A SOCKS upstream that accepts and then says nothing: the request ends
+// with 504 after connect_timeout instead of hanging.
+func TestSilentUpstreamTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	cfg := egressConfig("socks5://" + ln.Addr().String())
+	cfg.ConnectTimeout = 300 * time.Millisecond
+	_, purl, _ := startProxy(t, cfg, Options{})
+	start := time.Now()
+	resp, err := clientVia(purl).Get("http://93.184.216.34/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || time.Since(start) > 3*time.Second {
+		t.Errorf("silent upstream: %d after %v, want 504 after about 300ms", resp.StatusCode, time.Since(start))
 	}
 }

@@ -153,6 +153,10 @@ func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, targe
 	if network != "tcp" && network != "tcp4" && network != "tcp6" {
 		return nil, target{}, &Refusal{Verdict: BadTarget, Dest: addr, Reason: "only TCP leaves through the upstream"}
 	}
+	// connect_timeout bounds the whole dial: lookup, SOCKS handshake and
+	// the upstream's connection to the destination.
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	defer cancel()
 	t, err := p.guard.check(ctx, addr)
 	if err != nil {
 		return nil, t, err
@@ -248,15 +252,22 @@ func statusOf(err error) (int, Verdict, string) {
 		case LimitConns, LimitHost:
 			return http.StatusServiceUnavailable, ref.Verdict, ref.Reason
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		if isTimeout(err) {
 			return http.StatusGatewayTimeout, ref.Verdict, "connect timeout"
 		}
 		return http.StatusBadGateway, ref.Verdict, ref.Reason
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if isTimeout(err) {
 		return http.StatusGatewayTimeout, UpstreamError, "timeout"
 	}
 	return http.StatusBadGateway, UpstreamError, "the destination did not answer"
+}
+
+// isTimeout: the context's deadline passed, or a connection's deadline
+// did (the SOCKS dialer turns the first into the second).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // record writes the one log line of a decision and calls Observe.
