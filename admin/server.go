@@ -34,12 +34,21 @@ type Options struct {
 
 // Server is the admin listener.
 type Server struct {
-	cfg  configs.Admin
-	opts Options
-	log  *slog.Logger
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
+	cfg    configs.Admin
+	opts   Options
+	log    *slog.Logger
+	srv    *http.Server
+	ln     net.Listener
+	done   chan struct{}
+	mu     sync.RWMutex
+	checks []Check
+}
+
+// SetChecks replaces what /readyz probes (after a reload).
+func (s *Server) SetChecks(checks []Check) {
+	s.mu.Lock()
+	s.checks = checks
+	s.mu.Unlock()
 }
 
 // New builds the admin server; it binds nothing.
@@ -50,7 +59,7 @@ func New(cfg configs.Admin, opts Options) (*Server, error) {
 	if opts.CheckTimeout == 0 {
 		opts.CheckTimeout = 2 * time.Second
 	}
-	s := &Server{cfg: cfg, opts: opts, log: opts.Logger}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, checks: opts.Checks}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -95,10 +104,13 @@ type checkResult struct {
 
 // readyz probes every check at once; 200 when all answer, else 503.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	results := make(map[string]checkResult, len(s.opts.Checks))
+	s.mu.RLock()
+	checks := s.checks
+	s.mu.RUnlock()
+	results := make(map[string]checkResult, len(checks))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, c := range s.opts.Checks {
+	for _, c := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -101,7 +101,8 @@ func validateSignup(c *Config, fs *faults) {
 	default:
 		fs.bad("signup.gate", "%q: want \"off\", \"pow\", \"hcaptcha\" or \"turnstile\"", s.Gate)
 	}
-	if s.PowDifficulty < 8 || s.PowDifficulty > 28 {
+	powOK := s.PowDifficulty >= 8 && s.PowDifficulty <= 28
+	if !powOK {
 		fs.bad("signup.pow_difficulty", "%d: want 8 to 28 leading zero bits (each bit doubles a person's wait)", s.PowDifficulty)
 	}
 	if s.PassTTL < time.Minute || s.PassTTL > 24*time.Hour {
@@ -124,7 +125,7 @@ func validateSignup(c *Config, fs *faults) {
 	if s.SurgeThreshold > 0 {
 		positiveDuration(fs, "signup.surge_window", s.SurgeWindow)
 		positiveDuration(fs, "signup.surge_hold", s.SurgeHold)
-		if s.SurgeExtraBits < 0 || s.SurgeExtraBits > 8 || s.PowDifficulty+s.SurgeExtraBits > 30 {
+		if s.SurgeExtraBits < 0 || s.SurgeExtraBits > 8 || (powOK && s.PowDifficulty+s.SurgeExtraBits > 30) {
 			fs.bad("signup.surge_extra_bits", "%d: want 0 to 8, and pow_difficulty + surge_extra_bits at most 30", s.SurgeExtraBits)
 		}
 	}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fedigate/fedigate/internal/testenv"
+)
+
+// The whole chain in the real binary: the backend sees the client as the
+// edge decided it, a rate limit answers 429 before the backend, the sign-up
+// gate refuses a sign-up without a pass, and /metrics and /readyz follow.
+func TestEndToEndThroughBinary(t *testing.T) {
+	dir := t.TempDir()
+	rec, backend := startBackend(t, "web")
+	addr, adminAddr := testenv.Loopback(t), testenv.Loopback(t)
+	writeConfig(t, dir, baseConfig(dir, addr, adminAddr, backend, `
+[[ratelimit.rule]]
+name = "api-sign-up"
+limit = 2
+`))
+	startGateway(t, dir, addr)
+	c := clientTo(addr)
+	req, _ := http.NewRequest("GET", "https://social.test/api/v1/instance?x=1", nil)
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("CF-Connecting-IP", "6.6.6.6")
+	req.Header.Set("Client-IP", "6.6.6.6")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") == "" || resp.Header.Get("X-RateLimit-Limit") == "" {
+		t.Fatalf("proxied: %d %v", resp.StatusCode, resp.Header)
+	}
+	seen := rec.requests()
+	last := seen[len(seen)-1]
+	// The peer is 127.0.0.1, a trusted proxy: so CF-Connecting-IP is believed.
+	// (The untrusted case is covered in package proxy.)
+	if last.Host != "social.test" || last.URL.RequestURI() != "/api/v1/instance?x=1" || last.Header.Get("X-Forwarded-Proto") != "https" ||
+		last.Header.Get("X-Forwarded-For") != "6.6.6.6" || last.Header.Get("X-Real-IP") != "6.6.6.6" || last.Header.Get("Client-IP") != "" {
+		t.Errorf("backend saw Host %q URI %q headers %v", last.Host, last.URL.RequestURI(), last.Header)
+	}
+
+	// The sign-up gate: no pass, no sign-up; the API policy is "challenge".
+	post := func(path string) *http.Response {
+		req, _ := http.NewRequest("POST", "https://social.test"+path, strings.NewReader("username=x"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	before := len(rec.requests())
+	if r := post("/auth"); r.StatusCode != 403 {
+		t.Errorf("sign-up without pass: %d", r.StatusCode)
+	}
+	codes := []int{post("/api/v1/accounts").StatusCode, post("/api/v1/accounts").StatusCode, post("/api/v1/accounts").StatusCode}
+	if codes[0] != 403 || codes[1] != 403 || codes[2] != 429 {
+		t.Errorf("API sign-up: %v, want 403 403 429 (gate, gate, then the limit of 2)", codes)
+	}
+	if len(rec.requests()) != before {
+		t.Error("a refused sign-up reached the backend")
+	}
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	_, metrics := get("/metrics")
+	for _, want := range []string{
+		`fedigate_requests_total{code="200",route="web"} 1`,
+		`fedigate_ratelimit_decisions_total{outcome="limited",rule="api-sign-up"} 1`,
+		`fedigate_signup_events_total{event="refused"`,
+		`fedigate_certificate_expiry_timestamp_seconds{name="social.test"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"backend_web":{"ok":true}`) {
+		t.Errorf("readyz: %d %s", code, body)
+	}
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+)
+
+// watchCertExpiry keeps the certificate-expiry metric current (renewals
+// and reloads change it) until stop is closed.
+func (g *gateway) watchCertExpiry(stop <-chan struct{}) {
+	src, m := g.certs, g.metrics
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		for _, in := range src.Certificates() {
+			if len(in.Names) > 0 {
+				m.CertExpiry(in.Names[0], in.NotAfter)
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// backendHostPort is the host:port a backend URL connects to.
+func backendHostPort(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("bad backend URL %q", raw)
+	}
+	if u.Port() != "" {
+		return u.Host, nil
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443"), nil
+	}
+	return net.JoinHostPort(u.Hostname(), "80"), nil
+}
+
+// redisLog sends go-redis's own log lines (dial failures while Redis is
+// down) to slog at debug: the limiter logs each up/down transition once.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.log.Debug("redis client", "msg", fmt.Sprintf(format, v...))
+}
