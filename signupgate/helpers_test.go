@@ -39,7 +39,7 @@ func (c *clock) add(d time.Duration) {
 }
 
 func testConfig() configs.Signup {
-	return configs.Signup{Gate: configs.GatePoW, PowDifficulty: 4, PassTTL: time.Hour, API: configs.APIChallenge,
+	return configs.Signup{Gate: configs.GatePoW, PowDifficulty: 8, PassTTL: time.Hour, API: configs.APIChallenge,
 		VerifyTimeout: time.Second}
 }
 

@@ -17,7 +17,7 @@ import (
 func TestPassCookieAttributes(t *testing.T) {
 	tg := newTestGate(t, testConfig(), t.TempDir(), nil)
 	tok := tg.challengeFor(t, "192.0.2.1")
-	w := tg.do("POST", Prefix+"verify", "192.0.2.1", "", formOf("token", tok, "nonce", solve(tok, 4), "return", "/auth/sign_up?x=1"))
+	w := tg.do("POST", Prefix+"verify", "192.0.2.1", "", formOf("token", tok, "nonce", solve(tok, 8), "return", "/auth/sign_up?x=1"))
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/auth/sign_up?x=1" {
 		t.Fatalf("verify: %d %q", w.Code, w.Header().Get("Location"))
 	}
@@ -207,7 +207,7 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	if w := tg.do("POST", "/auth", "192.0.2.1", pass, formOf()); w.Code != http.StatusForbidden || tg.seen.Load() != 0 {
 		t.Fatalf("redis down: %d", w.Code)
 	}
-	if w := tg.do("POST", Prefix+"verify", "192.0.2.1", "", formOf("token", tok, "nonce", solve(tok, 4))); w.Code != http.StatusForbidden {
+	if w := tg.do("POST", Prefix+"verify", "192.0.2.1", "", formOf("token", tok, "nonce", solve(tok, 8))); w.Code != http.StatusForbidden {
 		t.Fatalf("verify with redis down: %d", w.Code)
 	}
 }
