@@ -52,7 +52,7 @@ func TestForwardLeavesThroughSOCKS(t *testing.T) {
 			t.Errorf("destination saw %s, want only the SOCKS server's %s", p, socksOut)
 		}
 	}
-	if !strings.Contains(logs.String(), "verdict=allowed") || strings.Contains(logs.String(), "c2VjcmV0") {
+	if !strings.Contains(logs.String(), "method=POST dest="+dest.addr+" verdict=allowed resolved="+dest.addr) || strings.Contains(logs.String(), "c2VjcmV0") {
 		t.Errorf("log:\n%s", logs.String())
 	}
 }
@@ -553,5 +553,39 @@ func TestSilentUpstreamTimesOut(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusGatewayTimeout || time.Since(start) > 3*time.Second {
 		t.Errorf("silent upstream: %d after %v, want 504 after about 300ms", resp.StatusCode, time.Since(start))
+	}
+}
+
+// max_conns counts every destination: with the one slot held by a tunnel,
+// a request to another host gets 503 at once.
+func TestMaxConnsAnswers503AtOnce(t *testing.T) {
+	s := socks(t)
+	dest := startDestination(t)
+	other := startDestination(t)
+	cfg := egressConfig("socks5://"+s.Addr, dest.addr, other.addr)
+	cfg.MaxConns, cfg.MaxConnsPerHost = 1, 1
+	_, purl, logs := startProxy(t, cfg, Options{})
+	conn, err := net.Dial("tcp", purl.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "CONNECT "+dest.addr+" HTTP/1.1\r\nHost: "+dest.addr+"\r\n\r\n")
+	buf := make([]byte, 39)
+	if _, err := io.ReadFull(conn, buf); err != nil || !strings.Contains(string(buf), "200") {
+		t.Fatalf("tunnel: %q %v", buf, err)
+	}
+	before := other.conns.Load()
+	start := time.Now()
+	resp, err := clientVia(purl).Get("http://" + other.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || time.Since(start) > time.Second {
+		t.Errorf("max_conns: %d after %v", resp.StatusCode, time.Since(start))
+	}
+	if other.conns.Load() != before || !strings.Contains(logs.String(), "verdict=limit_conns") {
+		t.Errorf("over max_conns: destination reached or no log line:\n%s", logs.String())
 	}
 }

@@ -58,6 +58,7 @@ type Options struct {
 // Event is one egress decision, for metrics.
 type Event struct {
 	Kind      string // "connect" or "forward"
+	Method    string // the request's method (CONNECT for a tunnel)
 	Dest      string // host:port as requested
 	Verdict   Verdict
 	Resolved  string // the address dialled, when one was
@@ -272,7 +273,7 @@ func isTimeout(err error) bool {
 
 // record writes the one log line of a decision and calls Observe.
 func (p *Proxy) record(e Event, err error) {
-	attrs := []any{"kind", e.Kind, "dest", e.Dest, "verdict", e.Verdict.String(), "resolved", e.Resolved,
+	attrs := []any{"kind", e.Kind, "method", e.Method, "dest", e.Dest, "verdict", e.Verdict.String(), "resolved", e.Resolved,
 		"bytes_up", e.BytesUp, "bytes_down", e.BytesDown, "duration", e.Duration}
 	if err != nil {
 		p.log.Info("egress refused", append(attrs, "err", err.Error())...)

@@ -2,10 +2,12 @@ package egress
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strings"
 	"sync"
@@ -18,7 +20,7 @@ import (
 func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	dest := r.Host
-	ev := Event{Kind: "connect", Dest: dest}
+	ev := Event{Kind: "connect", Method: r.Method, Dest: dest}
 	release, v := p.admit(hostOf(dest))
 	if v != Allowed {
 		p.refuse(w, ev, &Refusal{Verdict: v, Dest: dest, Reason: "too many connections"}, start)
@@ -237,10 +239,10 @@ func (p *Proxy) newForwarder() *httputil.ReverseProxy {
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				c, t, err := p.dial(ctx, network, addr)
-				if st, ok := ctx.Value(forwardKey{}).(*forwardState); ok && err == nil {
-					st.resolved = t.String()
+				if err != nil {
+					return nil, err
 				}
-				return c, err
+				return &checkedConn{Conn: c, resolved: t.String()}, nil
 			},
 			ForceAttemptHTTP2:     true,
 			DisableCompression:    true,
@@ -264,8 +266,27 @@ type forwardKey struct{}
 
 type forwardState struct {
 	verdict  Verdict
-	resolved string // "" when a pooled connection was reused
+	resolved string // the checked address of the connection used
 	err      error
+}
+
+// checkedConn is a forwarder connection that remembers the address the
+// guard approved, so a request on a pooled connection logs it too.
+type checkedConn struct {
+	net.Conn
+	resolved string
+}
+
+// resolvedOf is the checked address under a connection the transport used
+// (its own, or the TLS connection on top of it).
+func resolvedOf(c net.Conn) string {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if cc, ok := c.(*checkedConn); ok {
+		return cc.resolved
+	}
+	return ""
 }
 
 // countingBody counts the bytes of a request body.
@@ -305,7 +326,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		dest = net.JoinHostPort(r.URL.Hostname(), port)
 	}
-	ev := Event{Kind: "forward", Dest: dest}
+	ev := Event{Kind: "forward", Method: r.Method, Dest: dest}
 	release, v := p.admit(hostOf(dest))
 	if v != Allowed {
 		p.refuse(w, ev, &Refusal{Verdict: v, Dest: dest, Reason: "too many connections"}, start)
@@ -318,7 +339,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 		r.Body = body
 	}
 	cw := &countingWriter{ResponseWriter: w}
-	p.forwardP.ServeHTTP(cw, r.WithContext(context.WithValue(r.Context(), forwardKey{}, st)))
+	ctx := context.WithValue(r.Context(), forwardKey{}, st)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { st.resolved = resolvedOf(info.Conn) },
+	})
+	p.forwardP.ServeHTTP(cw, r.WithContext(ctx))
 	ev.Verdict, ev.Resolved, ev.BytesUp, ev.BytesDown, ev.Duration = st.verdict, st.resolved, body.n, cw.n, time.Since(start)
 	p.record(ev, st.err)
 }
