@@ -76,6 +76,9 @@ func TestPassAdmitsOneSignupAndReplayIsRefused(t *testing.T) {
 	if w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), Prefix+"challenge?return=%2Fauth%2Fsign_up") || be.hits.Load() != 0 {
 		t.Fatalf("page without pass: %d %q", w.Code, w.Header().Get("Location"))
 	}
+	if !strings.Contains(logs.String(), "outcome=challenged reason=no_pass") {
+		t.Errorf("no decision line for the challenged page:\n%s", logs.String())
+	}
 	pass := earnPass(t, h, alice, 8)
 	if w := do(h, "GET", "/auth/sign_up", alice, nil, pass); w.Code != 200 || be.hits.Load() != 1 {
 		t.Fatalf("page with pass: %d", w.Code)

@@ -185,10 +185,12 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 // gatePage: the sign-up form is shown to holders of a valid pass; others
 // are sent to the challenge, which brings them back here.
 func (g *Guard) gatePage(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	if _, err := g.validPass(r); err == nil {
+	_, err := g.validPass(r)
+	if err == nil {
 		next.ServeHTTP(w, r)
 		return
 	}
+	g.log.Info("sign-up gate", "client", g.clientAddr(r).String(), "path", r.URL.Path, "outcome", "challenged", "reason", err.Error())
 	http.Redirect(w, r, Prefix+"challenge?return="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 }
 
