@@ -45,6 +45,9 @@ func TestForwardLeavesThroughSOCKS(t *testing.T) {
 	if resp.Header.Get("X-Proxy-Authorization-Seen") != "" {
 		t.Error("Proxy-Authorization reached the destination")
 	}
+	if resp.Header.Get("Proxy-Authenticate") != "" {
+		t.Error("the destination's Proxy-Authenticate reached the client")
+	}
 	for _, p := range dest.seen() {
 		if p != socksOut {
 			t.Errorf("destination saw %s, want only the SOCKS server's %s", p, socksOut)

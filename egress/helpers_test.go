@@ -53,6 +53,7 @@ func startDestination(t testing.TB) *destination {
 			d.mu.Unlock()
 			body, _ := io.ReadAll(r.Body)
 			w.Header().Set("X-Proxy-Authorization-Seen", r.Header.Get("Proxy-Authorization"))
+			w.Header().Set("Proxy-Authenticate", `Basic realm="destination"`)
 			io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+string(body))
 		}),
 		ConnState: func(_ net.Conn, s http.ConnState) {

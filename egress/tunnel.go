@@ -251,6 +251,16 @@ func (p *Proxy) newForwarder() *httputil.ReverseProxy {
 			IdleConnTimeout:       p.cfg.IdleTimeout,
 			MaxIdleConnsPerHost:   4,
 		},
+		// Proxy-* headers belong to the hop between the backend and this
+		// proxy: none from the destination reaches the backend either.
+		ModifyResponse: func(resp *http.Response) error {
+			for k := range resp.Header {
+				if strings.HasPrefix(k, "Proxy-") {
+					delete(resp.Header, k)
+				}
+			}
+			return nil
+		},
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := r.Context().Value(forwardKey{}).(*forwardState)
