@@ -322,7 +322,10 @@ func TestNotAProxyRequest(t *testing.T) {
 func TestSOCKSWithPassword(t *testing.T) {
 	d := testenv.Dante(t, socksOut, "warp", "s3cret")
 	dest := startDestination(t)
-	_, purl, logs := startProxy(t, egressConfig("socks5://warp:s3cret@"+d.Addr, dest.addr), Options{})
+	p, purl, logs := startProxy(t, egressConfig("socks5://warp:s3cret@"+d.Addr, dest.addr), Options{})
+	if err := p.Ready(context.Background()); err != nil {
+		t.Errorf("Ready against dante with a password: %v", err)
+	}
 	resp, err := clientVia(purl).Get("http://" + dest.addr + "/")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("with the right password: %v %v\ndante:\n%s", resp, err, d.Output())
