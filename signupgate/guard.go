@@ -131,14 +131,8 @@ func loadKey(secretFile, stateDir string) ([]byte, error) {
 			return nil, err
 		}
 		path = filepath.Join(stateDir, "signup.key")
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			key := make([]byte, 32)
-			if _, err := rand.Read(key); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(path, key, 0o600); err != nil {
-				return nil, fmt.Errorf("signup key: %w", err)
-			}
+		if err := createKey(path); err != nil {
+			return nil, err
 		}
 	}
 	key, err := os.ReadFile(path)
@@ -149,6 +143,29 @@ func loadKey(secretFile, stateDir string) ([]byte, error) {
 		return nil, fmt.Errorf("signup key %s holds %d bytes: want at least 32 (head -c 32 /dev/urandom > %s)", path, len(key), path)
 	}
 	return key, nil
+}
+
+// createKey writes 32 random bytes to path (0600) unless it exists; O_EXCL
+// keeps two gateways starting at once from overwriting each other's key.
+func createKey(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("signup key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("signup key: %w", err)
+	}
+	return f.Close()
 }
 
 // difficulty is the current proof-of-work difficulty (raised in a surge).

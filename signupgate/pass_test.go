@@ -211,3 +211,24 @@ func TestRedisDownFailsClosed(t *testing.T) {
 		t.Fatalf("verify with redis down: %d", w.Code)
 	}
 }
+
+func TestObserveReportsEachDecision(t *testing.T) {
+	var mu sync.Mutex
+	kinds := map[string]int{}
+	g, _ := newGuard(t, testConfig(), Options{Observe: func(e Event) {
+		mu.Lock()
+		kinds[e.Kind]++
+		mu.Unlock()
+	}})
+	h := g.Middleware(&backend{})
+	pass := earnPass(t, h, alice, 8)
+	do(h, "POST", "/auth", alice, formOf(), pass)
+	do(h, "POST", "/auth", alice, formOf(), pass)
+	mu.Lock()
+	defer mu.Unlock()
+	for kind, want := range map[string]int{"challenge": 1, "solved": 1, "admitted": 1, "refused": 1} {
+		if kinds[kind] != want {
+			t.Errorf("%s events: %d, want %d (%v)", kind, kinds[kind], want, kinds)
+		}
+	}
+}
