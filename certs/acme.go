@@ -65,12 +65,19 @@ func newACME(cfg configs.TLS, hosts []string, opts Options, log *slog.Logger) (*
 	if ca == "" {
 		ca = certmagic.LetsEncryptProductionCA
 	}
+	if opts.TLSALPNPort == 0 && opts.HTTPChallengePort == 0 {
+		return nil, errors.New("acme: no port to answer challenges on (server.listen for TLS-ALPN-01, redirect_listen for HTTP-01)")
+	}
 	a.issuer = certmagic.NewACMEIssuer(a.magic, certmagic.ACMEIssuer{
-		CA:           ca,
-		Email:        cfg.ACMEEmail,
-		Agreed:       true,
-		TrustedRoots: roots,
-		Logger:       zl,
+		CA:                      ca,
+		Email:                   cfg.ACMEEmail,
+		Agreed:                  true,
+		TrustedRoots:            roots,
+		Logger:                  zl,
+		DisableHTTPChallenge:    opts.HTTPChallengePort == 0,
+		AltHTTPPort:             opts.HTTPChallengePort,
+		DisableTLSALPNChallenge: opts.TLSALPNPort == 0,
+		AltTLSALPNPort:          opts.TLSALPNPort,
 	})
 	a.magic.Issuers = []certmagic.Issuer{a.issuer}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -28,6 +28,12 @@ import (
 type Options struct {
 	Logger *slog.Logger     // nil = slog.Default()
 	Now    func() time.Time // nil = time.Now (tests inject a clock)
+	// TLSALPNPort is the port of server.listen: ACME's TLS-ALPN-01
+	// challenges are answered there through TLSConfig; 0 = TLS-ALPN-01 off.
+	TLSALPNPort int
+	// HTTPChallengePort is the port of redirect_listen, where HTTPChallenge
+	// answers HTTP-01; 0 = HTTP-01 off (fedigate serves no plain HTTP).
+	HTTPChallengePort int
 	// CheckInterval is how often the leaf's expiry (self-signed), the
 	// files' modification time (files) or renewals (acme) are checked;
 	// 0 = 1h for self-signed, 5s for files, certmagic's default for acme.

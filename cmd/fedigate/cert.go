@@ -23,7 +23,7 @@ func cmdCert(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	src, err := certs.New(cfg.TLS, cfg.Server.Hosts, certs.Options{Logger: log})
+	src, err := certs.New(cfg.TLS, cfg.Server.Hosts, certs.Options{Logger: log, TLSALPNPort: portOf(cfg.Server.Listen), HTTPChallengePort: portOf(cfg.Server.RedirectListen)})
 	if err != nil {
 		fmt.Fprintln(stderr, "fedigate cert:", err)
 		return 1

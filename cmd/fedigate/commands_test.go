@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -104,7 +105,7 @@ func TestCertReusedAndVerifiedWithCurl(t *testing.T) {
 	if got := leafFingerprint(t, ca1, addr); got != fp1 {
 		t.Errorf("served leaf %s, cert printed %s", got, fp1)
 	}
-	code, body := curl(t, ca1, "https://social.test:"+portOf(addr)+"/hello?x=1", addr)
+	code, body := curl(t, ca1, "https://social.test:"+strconv.Itoa(portOf(addr))+"/hello?x=1", addr)
 	if code != "200" || !strings.Contains(body, `"path":"/hello?x=1"`) {
 		t.Fatalf("curl: %s %s", code, body)
 	}
@@ -145,9 +146,4 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	if bad.Match(out) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
-}
-
-func portOf(addr string) string {
-	i := strings.LastIndexByte(addr, ':')
-	return addr[i+1:]
 }

@@ -126,7 +126,7 @@ func fedigateAnswers(adminAddr string) bool {
 }
 
 func checkCertificates(cfg *configs.Config, log *slog.Logger) check {
-	src, err := certs.New(cfg.TLS, cfg.Server.Hosts, certs.Options{Logger: log})
+	src, err := certs.New(cfg.TLS, cfg.Server.Hosts, certs.Options{Logger: log, TLSALPNPort: portOf(cfg.Server.Listen), HTTPChallengePort: portOf(cfg.Server.RedirectListen)})
 	if err != nil {
 		return check{"certificate", false, err.Error()}
 	}

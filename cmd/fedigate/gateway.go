@@ -51,7 +51,7 @@ func buildGateway(cfg *configs.Config, log *slog.Logger) (g *gateway, err error)
 			g = nil
 		}
 	}()
-	if g.certs, err = certs.New(cfg.TLS, cfg.Server.Hosts, certs.Options{Logger: log}); err != nil {
+	if g.certs, err = certs.New(cfg.TLS, cfg.Server.Hosts, certs.Options{Logger: log, TLSALPNPort: portOf(cfg.Server.Listen), HTTPChallengePort: portOf(cfg.Server.RedirectListen)}); err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	m := g.metrics // observers capture the metrics, never g: reload rewrites g

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -27,6 +28,16 @@ func (g *gateway) watchCertExpiry(stop <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// portOf is the port of a listen address, 0 when there is none.
+func portOf(addr string) int {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // backendHostPort is the host:port a backend URL connects to.

@@ -80,7 +80,14 @@ func (p *Process) Stop() {
 // addr accepts TCP connections (at most 10 s).
 func Start(t testing.TB, addr string, name string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(name, args...), Addr: addr, done: make(chan struct{})}
+	return StartCmd(t, addr, exec.Command(name, args...))
+}
+
+// StartCmd is Start for a prepared command (environment, directory).
+func StartCmd(t testing.TB, addr string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	name := cmd.Path
+	p := &Process{Cmd: cmd, Addr: addr, done: make(chan struct{})}
 	p.Cmd.Stdout = p
 	p.Cmd.Stderr = p
 	if err := p.Cmd.Start(); err != nil {
