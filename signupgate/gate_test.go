@@ -346,3 +346,31 @@ func TestChallengePageIsSelfContained(t *testing.T) {
 		t.Errorf("CSP %q", csp)
 	}
 }
+
+// On Pleroma/Akkoma the web sign-up is the API: a surge must not close
+// sign-up there, only demand a pass (of the raised difficulty).
+func TestSurgeKeepsPleromaSignupOpenBehindChallenge(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	cfg := testConfig()
+	cfg.SurgeThreshold, cfg.SurgeWindow, cfg.SurgeHold, cfg.SurgeExtraBits = 1, time.Minute, 10*time.Minute, 2
+	cfg.API = configs.APIAllow
+	pc, _ := configs.Default(configs.PresetPleroma)
+	g, err := New(cfg, pc.Routes, Options{Now: clk.now, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := g.Middleware(&backend{})
+	do(h, "POST", "/api/v1/accounts", alice, url.Values{})
+	do(h, "POST", "/api/v1/accounts", alice, url.Values{})
+	if g.difficulty(clk.now()) != 10 {
+		t.Fatalf("no surge: difficulty %d", g.difficulty(clk.now()))
+	}
+	w := do(h, "POST", "/api/v1/accounts", alice, url.Values{})
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"challenge"`) {
+		t.Fatalf("surge without pass: %d %s (want the challenge, not a closed API)", w.Code, w.Body.String())
+	}
+	pass := earnPass(t, h, alice, 10)
+	if w := do(h, "POST", "/api/v1/accounts", alice, url.Values{}, pass); w.Code != http.StatusFound {
+		t.Fatalf("surge with a pass of the raised difficulty: %d", w.Code)
+	}
+}

@@ -215,7 +215,13 @@ func (g *Guard) gateAPI(w http.ResponseWriter, r *http.Request, next http.Handle
 	now := g.now()
 	policy := g.cfg.API
 	if g.surge.active(now) && policy != configs.APIDeny {
+		// In a surge the API is closed where a web form exists (Mastodon);
+		// where the API is the web sign-up (Pleroma, Akkoma: no
+		// SignupPosts), it needs a pass of the raised difficulty instead.
 		policy = configs.APIDeny
+		if len(g.routes.SignupPosts) == 0 {
+			policy = configs.APIChallenge
+		}
 	}
 	switch policy {
 	case configs.APIAllow:
