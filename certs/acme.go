@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -26,6 +28,8 @@ import (
 // using a cache and config of its own (never certmagic's globals).
 type acmeSource struct {
 	hosts  []string
+	mu     sync.Mutex
+	failed map[string]string // host -> certmagic's reason for its last failed issuance
 	cache  *certmagic.Cache
 	magic  *certmagic.Config
 	issuer *certmagic.ACMEIssuer
@@ -35,6 +39,10 @@ type acmeSource struct {
 func newACME(cfg configs.TLS, hosts []string, opts Options, log *slog.Logger) (*acmeSource, error) {
 	if len(hosts) == 0 {
 		return nil, errors.New("tls.mode = \"acme\" needs server.hosts")
+	}
+	proxy, err := acmeProxy(opts.HTTPClient)
+	if err != nil {
+		return nil, err
 	}
 	if err := ensureStateDir(cfg.StateDir, log); err != nil {
 		return nil, err
@@ -51,7 +59,7 @@ func newACME(cfg configs.TLS, hosts []string, opts Options, log *slog.Logger) (*
 		}
 	}
 	zl := zap.New(&slogCore{log: log.With("component", "acme")})
-	a := &acmeSource{hosts: hosts}
+	a := &acmeSource{hosts: hosts, failed: make(map[string]string)}
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return a.magic, nil },
 		RenewCheckInterval: opts.CheckInterval,
@@ -60,6 +68,7 @@ func newACME(cfg configs.TLS, hosts []string, opts Options, log *slog.Logger) (*
 	a.magic = certmagic.New(a.cache, certmagic.Config{
 		Storage: &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, "acme")},
 		Logger:  zl,
+		OnEvent: a.onEvent,
 	})
 	ca := cfg.ACMECA
 	if ca == "" {
@@ -73,6 +82,7 @@ func newACME(cfg configs.TLS, hosts []string, opts Options, log *slog.Logger) (*
 		Email:                   cfg.ACMEEmail,
 		Agreed:                  true,
 		TrustedRoots:            roots,
+		HTTPProxy:               proxy,
 		Logger:                  zl,
 		DisableHTTPChallenge:    opts.HTTPChallengePort == 0,
 		AltHTTPPort:             opts.HTTPChallengePort,
@@ -121,13 +131,49 @@ func (a *acmeSource) describe(w io.Writer) error {
 	for _, h := range a.hosts {
 		certs := a.cache.AllMatchingCertificates(h)
 		if len(certs) == 0 || certs[0].Leaf == nil {
-			fmt.Fprintf(w, "%-20s not yet obtained (issuance runs in the background: see the log)\n", h+":")
+			reason := "issuance runs in the background"
+			a.mu.Lock()
+			if e, ok := a.failed[h]; ok {
+				reason = e
+			}
+			a.mu.Unlock()
+			fmt.Fprintf(w, "%-20s not yet obtained: %s\n", h+":", reason)
 			continue
 		}
 		in := describe(certs[0].Leaf, "")
 		fmt.Fprintf(w, "%-20s issuer %q, expires %s, SHA-256 %s\n", h+":", in.Issuer, in.NotAfter.UTC().Format(time.RFC3339), in.SHA256)
 	}
 	return nil
+}
+
+// onEvent keeps certmagic's reason for each host's last failed issuance
+// (for Describe) and forgets it once a certificate is obtained.
+func (a *acmeSource) onEvent(_ context.Context, event string, data map[string]any) error {
+	host, _ := data["identifier"].(string)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch event {
+	case "cert_failed":
+		a.failed[host] = fmt.Sprint(data["error"])
+	case "cert_obtained":
+		delete(a.failed, host)
+	}
+	return nil
+}
+
+// acmeProxy is the proxy function of the ACME client (see Options.HTTPClient).
+func acmeProxy(c *http.Client) (func(*http.Request) (*url.URL, error), error) {
+	if c == nil {
+		return nil, nil
+	}
+	t, ok := c.Transport.(*http.Transport)
+	if !ok {
+		return nil, fmt.Errorf("acme: Options.HTTPClient's Transport is %T; certmagic only takes the Proxy of an *http.Transport", c.Transport)
+	}
+	if t.Proxy == nil {
+		return func(*http.Request) (*url.URL, error) { return nil, nil }, nil // direct, as the client would
+	}
+	return t.Proxy, nil
 }
 
 func (a *acmeSource) close() {

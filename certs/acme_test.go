@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,12 +99,18 @@ func TestACMERenewsShortLivedCertificate(t *testing.T) {
 }
 
 // With the CA unreachable, New still succeeds, nothing is served, and the
-// failure is logged with the reason; no crash.
+// failure is logged with the reason and shown by Describe; no crash. The
+// ACME requests go through Options.HTTPClient's proxy function.
 func TestACMEFailedIssuanceIsLogged(t *testing.T) {
 	var logs bytes.Buffer
 	sw := &syncWriter{b: &logs}
+	var proxied atomic.Int32
+	client := &http.Client{Transport: &http.Transport{Proxy: func(r *http.Request) (*url.URL, error) {
+		proxied.Add(1)
+		return nil, nil // direct: the point is that the hook is consulted
+	}}}
 	cfg := configs.TLS{Mode: configs.TLSACME, StateDir: t.TempDir(), ACMECA: "https://127.0.0.1:1/dir"}
-	s, err := New(cfg, []string{"fedigate.test"}, Options{Logger: slog.New(slog.NewTextHandler(sw, nil)), TLSALPNPort: testenv.FreePort(t)})
+	s, err := New(cfg, []string{"fedigate.test"}, Options{Logger: slog.New(slog.NewTextHandler(sw, nil)), TLSALPNPort: testenv.FreePort(t), HTTPClient: client})
 	if err != nil {
 		t.Fatalf("a CA that is down must not fail New: %v", err)
 	}
@@ -115,7 +125,35 @@ func TestACMEFailedIssuanceIsLogged(t *testing.T) {
 	if _, err := s.TLSConfig().GetCertificate(hello(t, "fedigate.test")); err == nil {
 		t.Error("a certificate without issuance")
 	}
+	for {
+		var b bytes.Buffer
+		s.Describe(&b)
+		if strings.Contains(b.String(), "not yet obtained: ") && strings.Contains(b.String(), "127.0.0.1:1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Describe does not show the last error:\n%s", b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if proxied.Load() == 0 {
+		t.Error("ACME requests bypassed Options.HTTPClient's proxy")
+	}
 }
+
+// A client whose Transport certmagic cannot use is refused, not bypassed.
+func TestACMEUnusableHTTPClientRefused(t *testing.T) {
+	cfg := configs.TLS{Mode: configs.TLSACME, StateDir: t.TempDir(), ACMECA: "https://127.0.0.1:1/dir"}
+	client := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, io.EOF })}
+	_, err := New(cfg, []string{"fedigate.test"}, Options{Logger: quiet(), TLSALPNPort: 1, HTTPClient: client})
+	if err == nil || !strings.Contains(err.Error(), "HTTPClient") {
+		t.Fatalf("want a refusal naming HTTPClient, got %v", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // syncWriter serialises writes from certmagic's goroutines.
 type syncWriter struct {

@@ -38,6 +38,13 @@ type Options struct {
 	// files' modification time (files) or renewals (acme) are checked;
 	// 0 = 1h for self-signed, 5s for files, certmagic's default for acme.
 	CheckInterval time.Duration
+	// HTTPClient carries ACME's outbound requests (acme mode); nil =
+	// certmagic's default (direct, or HTTPS_PROXY from the environment).
+	// certmagic v0.25 builds its own client and takes only a proxy
+	// function, so the client's Transport must be an *http.Transport: its
+	// Proxy (for example the egress) is what is used, and New refuses any
+	// other Transport rather than silently bypassing it.
+	HTTPClient *http.Client
 }
 
 // Info describes one served certificate.
