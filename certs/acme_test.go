@@ -54,7 +54,7 @@ func waitCert(t *testing.T, s *Source, name string, old *x509.Certificate, withi
 
 // Issuance from a real ACME server, a restart that serves the stored
 // certificate at once, and an unknown SNI that gets nothing.
-func TestACMEIssueRestartAndUnknownSNI(t *testing.T) {
+func TestACMEIssueRestartAndAttackUnknownSNIRefused(t *testing.T) {
 	p := testenv.StartPebble(t, time.Hour)
 	dir := t.TempDir()
 	s := newACMESource(t, p, dir, nil, 0)

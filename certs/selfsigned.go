@@ -53,7 +53,34 @@ func (s *Source) loadSelfSigned() error {
 	if err := ensureStateDir(s.cfg.StateDir, s.log); err != nil {
 		return err
 	}
+	for _, name := range []string{caKeyFile, leafKeyFile} {
+		if err := tightenKey(s.path(name), s.log); err != nil {
+			return err
+		}
+	}
 	return s.renewIfNeeded()
+}
+
+// tightenKey makes a stored private key 0600 again if someone loosened it
+// (the key is kept: replacing the CA would break cloudflared's caPool).
+func tightenKey(path string, log interface{ Warn(string, ...any) }) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("tls.state_dir: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("tls.state_dir: %s is not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		log.Warn("private key was readable by others: tightened to 0600", "file", path, "was", st.Mode().Perm().String())
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("tls.state_dir: %w", err)
+		}
+	}
+	return nil
 }
 
 // renewIfNeeded serves the stored leaf when it is signed by the CA, covers

@@ -88,6 +88,40 @@ func TestSelfSignedLooseStateDirTightened(t *testing.T) {
 	}
 }
 
+// A key left readable by others (chmod by hand, a bad backup restore) is
+// tightened back to 0600 at start, and the same CA kept.
+func TestSelfSignedLooseKeysTightened(t *testing.T) {
+	dir := t.TempDir()
+	selfSigned(t, dir, nil, nil).Close()
+	caBefore, _ := os.ReadFile(filepath.Join(dir, caFile))
+	for _, k := range []string{caKeyFile, leafKeyFile} {
+		if err := os.Chmod(filepath.Join(dir, k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	selfSigned(t, dir, nil, nil)
+	for _, k := range []string{caKeyFile, leafKeyFile} {
+		if st, _ := os.Stat(filepath.Join(dir, k)); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s left %v", k, st.Mode().Perm())
+		}
+	}
+	if caAfter, _ := os.ReadFile(filepath.Join(dir, caFile)); !bytes.Equal(caBefore, caAfter) {
+		t.Error("the CA was replaced")
+	}
+}
+
+// A symlink planted where the CA key belongs is refused, not followed.
+func TestAttackSymlinkedKeyRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, caKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(configs.TLS{Mode: configs.TLSSelfSigned, StateDir: dir}, nil, Options{Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("want refusal, got %v", err)
+	}
+}
+
 // The leaf is renewed in place, before it expires, with no restart.
 func TestSelfSignedRenewedWithoutRestart(t *testing.T) {
 	clk := &clock{t: time.Now()}
@@ -169,7 +203,7 @@ func TestSelfSignedVerifiedByCurl(t *testing.T) {
 }
 
 // Only TLS 1.2 and up, and no suite without forward secrecy.
-func TestOldTLSRefused(t *testing.T) {
+func TestAttackDowngradeToOldTLSRefused(t *testing.T) {
 	s := selfSigned(t, t.TempDir(), nil, nil)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", s.TLSConfig())
 	if err != nil {
