@@ -19,7 +19,7 @@ import (
 	"github.com/fedigate/fedigate/internal/testenv"
 )
 
-func newACMESource(t *testing.T, p *testenv.Pebble, dir string, logs *bytes.Buffer, every time.Duration) *Source {
+func newACMESource(t testing.TB, p *testenv.Pebble, dir string, logs *bytes.Buffer, every time.Duration) *Source {
 	t.Helper()
 	cfg := configs.TLS{Mode: configs.TLSACME, StateDir: dir, ACMECA: p.Directory, ACMECARoot: p.ServerCA, ACMEEmail: "admin@fedigate.test"}
 	log := quiet()
@@ -36,7 +36,7 @@ func newACMESource(t *testing.T, p *testenv.Pebble, dir string, logs *bytes.Buff
 
 // waitCert waits until the Source serves a certificate for name that is
 // not old, and returns it.
-func waitCert(t *testing.T, s *Source, name string, old *x509.Certificate, within time.Duration) *tls.Certificate {
+func waitCert(t testing.TB, s *Source, name string, old *x509.Certificate, within time.Duration) *tls.Certificate {
 	t.Helper()
 	get := s.TLSConfig().GetCertificate
 	deadline := time.Now().Add(within)
@@ -170,8 +170,24 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 func (w *syncWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
 
 // hello is a ClientHelloInfo as a real handshake makes it (with a conn).
-func hello(t *testing.T, name string) *tls.ClientHelloInfo {
+func hello(t testing.TB, name string) *tls.ClientHelloInfo {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return &tls.ClientHelloInfo{ServerName: name, Conn: a}
+}
+
+// BenchmarkGetCertificateACME is certmagic's lookup per handshake, for a
+// certificate obtained from a real Pebble.
+func BenchmarkGetCertificateACME(b *testing.B) {
+	p := testenv.StartPebble(b, time.Hour)
+	s := newACMESource(b, p, b.TempDir(), nil, 0)
+	waitCert(b, s, "fedigate.test", nil, 30*time.Second)
+	get := s.TLSConfig().GetCertificate
+	h := hello(b, "fedigate.test")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := get(h); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
