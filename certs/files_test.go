@@ -103,12 +103,19 @@ func TestFilesBadAtStartRefused(t *testing.T) {
 	if _, err := filesSource(t, certPath, keyPath, 0); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired: %v", err)
 	}
-	if _, err := filesSource(t, filepath.Join(dir, "missing.pem"), keyPath, 0); err == nil {
-		t.Error("missing file accepted")
+	if _, err := filesSource(t, filepath.Join(dir, "missing.pem"), keyPath, 0); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: %v", err)
 	}
 	certPath, _ = writePair(t, dir, "new.test", now.Add(-time.Hour), now.Add(time.Hour))
 	_, otherKey := writePair(t, t.TempDir(), "x.test", now.Add(-time.Hour), now.Add(time.Hour))
-	if _, err := filesSource(t, certPath, otherKey, 0); err == nil {
-		t.Error("mismatched key accepted")
+	if _, err := filesSource(t, certPath, otherKey, 0); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("mismatched key: %v", err)
+	}
+	notPEM := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := filesSource(t, notPEM, keyPath, 0); err == nil || !strings.Contains(err.Error(), "PEM") {
+		t.Errorf("not PEM: %v", err)
 	}
 }
