@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -119,9 +120,14 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 	c.backends = b
 	var h http.Handler = http.HandlerFunc(c.route)
 	for i := len(opts.Guards) - 1; i >= 0; i-- {
-		if opts.Guards[i] != nil {
-			h = opts.Guards[i](h)
+		if opts.Guards[i] == nil {
+			continue
 		}
+		name := "guard" + strconv.Itoa(i+1)
+		if i < len(opts.GuardNames) && opts.GuardNames[i] != "" {
+			name = opts.GuardNames[i]
+		}
+		h = namedGuard(name, opts.Guards[i](h))
 	}
 	c.inner = h
 	var rh http.Handler = http.HandlerFunc(c.serveRedirect)
@@ -130,6 +136,18 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 	}
 	c.redirect = rh
 	return c, nil
+}
+
+// namedGuard marks the request as the guard's until the guard passes it on:
+// the next guard, or the router, overwrites the route; a request the guard
+// answers itself keeps its name in the access log and the metrics.
+func namedGuard(name string, g http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := stateOf(r); st != nil {
+			st.route = name
+		}
+		g.ServeHTTP(w, r)
+	})
 }
 
 func (c *chain) closeStatic() {

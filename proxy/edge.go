@@ -34,6 +34,10 @@ type Options struct {
 	// Guards run in order after the client address is decided and before
 	// routing (rate limit, sign-up gate); nil = none.
 	Guards []func(http.Handler) http.Handler
+	// GuardNames name the Guards, in order. A request a guard answers
+	// itself (a 429, a refused sign-up) is logged and observed with
+	// route = its name; nil or missing = "guard1", "guard2"...
+	GuardNames []string
 	// WrapRedirect wraps the redirect_listen handler (ACME HTTP-01);
 	// nil = identity.
 	WrapRedirect func(http.Handler) http.Handler

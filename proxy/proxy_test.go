@@ -316,3 +316,32 @@ func TestRedirect308(t *testing.T) {
 		t.Fatalf("evil host on redirect: %d", resp.StatusCode)
 	}
 }
+
+// A request a guard answers itself is logged and observed under the
+// guard's name; one it passes on, under the route that served it.
+func TestGuardAnswersCarryGuardName(t *testing.T) {
+	be, _ := recordingBackend(t)
+	got := make(chan string, 4)
+	refuse := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/limited" {
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	pass := func(next http.Handler) http.Handler { return next }
+	te := startEdge(t, testConfig(t, be.URL, ""), Options{
+		Guards: []func(http.Handler) http.Handler{refuse, pass}, GuardNames: []string{"ratelimit"},
+		Observe: func(route string, status int, d time.Duration) { got <- fmt.Sprintf("%s %d", route, status) },
+	})
+	_, _ = get(t, te.client(false), te.base+"/limited", nil)
+	_, _ = get(t, te.client(false), te.base+"/fine", nil)
+	if a, b := <-got, <-got; a != "ratelimit 429" || b != "web 200" {
+		t.Fatalf("observed %q, %q", a, b)
+	}
+	if !strings.Contains(te.logs.String(), "status=429") || !strings.Contains(te.logs.String(), "route=ratelimit") {
+		t.Errorf("access log:\n%s", te.logs.String())
+	}
+}

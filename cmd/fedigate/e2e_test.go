@@ -82,6 +82,8 @@ limit = 2
 		`fedigate_requests_total{code="200",route="web"} 1`,
 		`fedigate_ratelimit_decisions_total{outcome="limited",rule="api-sign-up"} 1`,
 		`fedigate_signup_events_total{event="refused"`,
+		`fedigate_requests_total{code="429",route="ratelimit"} 1`,
+		`fedigate_requests_total{code="403",route="signupgate"} 3`,
 		`fedigate_certificate_expiry_timestamp_seconds{name="social.test"}`,
 	} {
 		if !strings.Contains(metrics, want) {

@@ -141,6 +141,7 @@ func (g *gateway) edgeOptions() proxy.Options {
 		Logger:       g.log,
 		TLSConfig:    g.certs.TLSConfig(),
 		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.guard.Middleware},
+		GuardNames:   []string{"ratelimit", "signupgate"},
 		WrapRedirect: g.certs.HTTPChallenge,
 		Observe:      g.metrics.Request,
 	}
