@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fedigate/fedigate/internal/testenv"
@@ -92,5 +96,47 @@ limit = 2
 	}
 	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"backend_web":{"ok":true}`) {
 		t.Errorf("readyz: %d %s", code, body)
+	}
+}
+
+// Captcha verification is fedigate's own outbound call: it leaves through
+// the egress's SOCKS upstream, never directly.
+func TestCaptchaVerificationLeavesThroughEgress(t *testing.T) {
+	s := newDoctorSetup(t)
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peer atomic.Value
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		peer.Store(host)
+		io.WriteString(w, `{"success":true}`)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	path := s.write(t)
+	b, _ := os.ReadFile(path)
+	text := strings.Replace(string(b), fmt.Sprintf("allow = [%q]", s.probe), fmt.Sprintf("allow = [%q]", ln.Addr().String()), 1) +
+		fmt.Sprintf("[signup]\ngate = \"turnstile\"\nsite_key = \"site\"\nsecret = \"sekrit\"\nverify_url = \"http://%s/siteverify\"\n", ln.Addr())
+	os.WriteFile(path, []byte(text), 0o600)
+	g := startGateway(t, s.dir, s.listen)
+	req, _ := http.NewRequest("POST", "https://social.test/.fedigate/verify", strings.NewReader("cf-turnstile-response=tok&return=%2Fauth%2Fsign_up"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	c := clientTo(s.listen)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
+		t.Fatalf("verify: %d\n%s", resp.StatusCode, g.Logs())
+	}
+	if p, _ := peer.Load().(string); p != "127.0.0.2" {
+		t.Fatalf("siteverify was reached from %q, want the SOCKS server's 127.0.0.2", p)
+	}
+	if strings.Contains(g.Logs(), "sekrit") {
+		t.Error("the captcha secret reached the log")
 	}
 }
