@@ -217,16 +217,7 @@ func TestAttackDowngradeToOldTLSRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = c.(*tls.Conn).Handshake(); c.Close() }()
-		}
-	}()
+	testenv.Serve(t, ln, handshakeAndClose)
 	for name, cfg := range map[string]*tls.Config{
 		"TLS 1.1":   {MaxVersion: tls.VersionTLS11},
 		"RSA kx":    {MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256}},
@@ -275,16 +266,7 @@ func BenchmarkHandshake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = c.(*tls.Conn).Handshake(); c.Close() }()
-		}
-	}()
+	testenv.Serve(b, ln, handshakeAndClose)
 	cfg := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -295,3 +277,5 @@ func BenchmarkHandshake(b *testing.B) {
 		c.Close()
 	}
 }
+
+func handshakeAndClose(c net.Conn) { _ = c.(*tls.Conn).Handshake(); c.Close() }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/proxy"
+
+	"github.com/fedigate/fedigate/internal/testenv"
 )
 
 func BenchmarkClassify(b *testing.B) {
@@ -31,28 +33,19 @@ func sink(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
+	testenv.Serve(b, ln, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 64<<10)
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(buf)
+			if n == 1 {
+				c.Write(buf[:1])
+			}
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := c.Read(buf)
-					if n == 1 {
-						c.Write(buf[:1])
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 

@@ -81,17 +81,7 @@ func startCounter(t testing.TB) *counter {
 		t.Fatal(err)
 	}
 	c := &counter{ln: ln}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.count.Add(1)
-			conn.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
+	testenv.Serve(t, ln, func(conn net.Conn) { c.count.Add(1); conn.Close() })
 	return c
 }
 

@@ -205,16 +205,7 @@ func TestAttackRedisBlackHole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) }() // reads, never writes
-		}
-	}()
+	testenv.Serve(t, ln, func(c net.Conn) { defer c.Close(); _, _ = io.Copy(io.Discard, c) }) // reads, never writes
 	buf := &logBuffer{}
 	cfg := redisConfig(ln.Addr().String(), newRule("r", 2, time.Hour, "/x"))
 	cfg.StoreTimeout = 150 * time.Millisecond

@@ -136,3 +136,19 @@ func splitHostPort(t testing.TB, addr string) (string, string) {
 	}
 	return h, p
 }
+
+// Serve accepts connections on ln until the test ends (it then closes ln)
+// and runs handle on each in its own goroutine.
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+}
