@@ -155,6 +155,7 @@ func mastodonRules() []Rule {
 		{Name: "media-proxy", Paths: []string{"/media_proxy*"}, Limit: 30, Period: 10 * time.Minute},
 		{Name: "app-registration", Methods: post, Paths: []string{"/api/v1/apps"}, Limit: 25, Period: 30 * time.Minute},
 		{Name: "api-unauthenticated", Paths: []string{"/api/*"}, Limit: 300, Period: 5 * time.Minute, Unauthenticated: true},
+		signupCheckRule(),
 	}
 }
 
@@ -176,5 +177,13 @@ func pleromaRules() []Rule {
 		{Name: "password-reset", Methods: post, Paths: []string{"/auth/password", "/api/v1/pleroma/password_reset"}, Limit: 5, Period: 30 * time.Minute},
 		{Name: "confirmation-resend", Methods: post, Paths: []string{"/api/v1/pleroma/accounts/confirmation_resend"}, Limit: 5, Period: 8640 * time.Second},
 		{Name: "app-registration", Methods: post, Paths: []string{"/api/v1/apps"}, Limit: 25, Period: 30 * time.Minute},
+		signupCheckRule(),
 	}
+}
+
+// signupCheckRule limits answers to the sign-up gate's challenge: each
+// captcha answer costs a call to the provider, and a flood of them must
+// not use up the egress for everyone else.
+func signupCheckRule() Rule {
+	return Rule{Name: "sign-up-check", Methods: []string{"POST"}, Paths: []string{"/.fedigate/verify"}, Limit: 30, Period: 10 * time.Minute}
 }
