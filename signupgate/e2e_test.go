@@ -25,7 +25,7 @@ const signUpForm = `<!doctype html><title>Sign up</title><h1 id="form-title">Cre
 <button id="go" type="submit">Sign up</button></form>`
 
 // e2eBackend is the Mastodon stand-in behind the gate over TLS.
-func e2eBackend(t *testing.T, difficulty int) (*httptest.Server, *atomic.Int32) {
+func e2eBackend(t testing.TB, difficulty int) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
 	var posts atomic.Int32
 	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
