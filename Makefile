@@ -10,12 +10,12 @@ test:
 	./scripts/test
 
 build:
-	go build -trimpath -ldflags "$(LDFLAGS)" -o fedigate ./cmd/fedigate
+	go build -buildvcs=auto -trimpath -ldflags "$(LDFLAGS)" -o fedigate ./cmd/fedigate
 
 release:
 	@mkdir -p dist
 	for arch in amd64 arm64; do \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -buildvcs=auto -trimpath -ldflags "$(LDFLAGS)" \
 			-o dist/fedigate-linux-$$arch ./cmd/fedigate || exit 1; \
 	done
 	cd dist && sha256sum fedigate-linux-* > SHA256SUMS
