@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,8 +103,7 @@ func TestACMERenewsShortLivedCertificate(t *testing.T) {
 // failure is logged with the reason and shown by Describe; no crash. The
 // ACME requests go through Options.HTTPClient's proxy function.
 func TestACMEFailedIssuanceIsLogged(t *testing.T) {
-	var logs bytes.Buffer
-	sw := &syncWriter{b: &logs}
+	sw := &testenv.LogBuffer{}
 	var proxied atomic.Int32
 	client := &http.Client{Transport: &http.Transport{Proxy: func(r *http.Request) (*url.URL, error) {
 		proxied.Add(1)
@@ -156,20 +154,6 @@ func TestACMEUnusableHTTPClientRefused(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// syncWriter serialises writes from certmagic's goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
 
 // hello is a ClientHelloInfo as a real handshake makes it (with a conn).
 func hello(t testing.TB, name string) *tls.ClientHelloInfo {

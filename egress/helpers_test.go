@@ -1,7 +1,6 @@
 package egress
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -96,17 +95,7 @@ func egressConfig(upstream string, allow ...string) configs.Egress {
 }
 
 // logBuffer captures slog lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+type logBuffer = testenv.LogBuffer
 
 // startProxy serves a Proxy on loopback and returns it with its URL.
 func startProxy(t testing.TB, cfg configs.Egress, opts Options) (*Proxy, *url.URL, *logBuffer) {

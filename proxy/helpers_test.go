@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,11 +13,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+
+	"github.com/fedigate/fedigate/internal/testenv"
 )
 
 // testTLS makes a self-signed certificate for localhost/127.0.0.1 and a
@@ -47,22 +47,7 @@ func testTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 }
 
 // logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = testenv.LogBuffer
 
 type testEdge struct {
 	*Edge

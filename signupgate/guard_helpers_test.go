@@ -1,37 +1,22 @@
 package signupgate
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+
+	"github.com/fedigate/fedigate/internal/testenv"
 )
 
 // syncBuffer is a log sink tests read while handlers write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testenv.LogBuffer
 
 func testRoutes() configs.Routes { return mastodonRoutes() }
 
