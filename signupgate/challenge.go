@@ -253,12 +253,29 @@ func jsonString(s string) string {
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // stripPassCookie keeps the pass from the backend: it is the gate's alone.
+// Only the pass's own pairs are cut from the raw header: the backend's
+// cookies (session, CSRF) reach it byte for byte, even ones Go's cookie
+// parser would reject or re-quote.
 func stripPassCookie(r *http.Request) {
-	cookies := r.Cookies()
-	r.Header.Del("Cookie")
-	for _, c := range cookies {
-		if c.Name != PassCookie {
-			r.AddCookie(c)
+	lines := r.Header.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		var parts []string
+		for _, pair := range strings.Split(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if name != PassCookie {
+				parts = append(parts, strings.TrimSpace(pair))
+			}
 		}
+		if len(parts) > 0 {
+			kept = append(kept, strings.Join(parts, "; "))
+		}
+	}
+	r.Header.Del("Cookie")
+	for _, k := range kept {
+		r.Header.Add("Cookie", k)
 	}
 }

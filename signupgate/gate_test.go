@@ -2,6 +2,7 @@ package signupgate
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
@@ -372,5 +373,16 @@ func TestSurgeKeepsPleromaSignupOpenBehindChallenge(t *testing.T) {
 	pass := earnPass(t, h, alice, 10)
 	if w := do(h, "POST", "/api/v1/accounts", alice, url.Values{}, pass); w.Code != http.StatusFound {
 		t.Fatalf("surge with a pass of the raised difficulty: %d", w.Code)
+	}
+}
+
+// The backend's cookies pass byte for byte; only the pass is taken out.
+func TestPassStrippedOtherCookiesUntouched(t *testing.T) {
+	r := httptest.NewRequest("POST", "/auth", nil)
+	r.Header.Add("Cookie", `_mastodon_session=a%3D%3D--b; `+PassCookie+`=secretpass; odd="quoted value"; x=1`)
+	r.Header.Add("Cookie", PassCookie+"=again")
+	stripPassCookie(r)
+	if got := r.Header.Values("Cookie"); len(got) != 1 || got[0] != `_mastodon_session=a%3D%3D--b; odd="quoted value"; x=1` {
+		t.Fatalf("Cookie now %q", got)
 	}
 }
