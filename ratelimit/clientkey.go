@@ -2,63 +2,77 @@ package ratelimit
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 )
 
 // clientKey is the counted identity of a client: an IPv4 address, or an
-// IPv6 address masked to the configured prefix, as 16 bytes (IPv4 in its
-// IPv4-mapped form). An address that is not valid maps to the zero key,
-// so such requests are counted together rather than not at all.
-type clientKey [16]byte
+// IPv6 address masked to the configured prefix, in the 16-byte form (IPv4
+// in its IPv4-mapped form) read as two little-endian words, which on the
+// usual machines are plain loads. An address that is not valid maps to
+// the zero key, so such requests are counted together rather than not at
+// all.
+type clientKey struct {
+	front, back uint64 // bytes 0-7 and 8-15
+}
+
+// mappedBack is the back word of an IPv4-mapped address whose IPv4 part is
+// zero: bytes 10 and 11 are 0xff.
+const mappedBack = 0xffff_0000
+
+func keyFrom16(b [16]byte) clientKey {
+	return clientKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+}
+
+// as16 is k's 16-byte form.
+func (k clientKey) as16() [16]byte {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], k.front)
+	binary.LittleEndian.PutUint64(b[8:], k.back)
+	return b
+}
 
 // keyer derives client keys.
 type keyer struct {
-	v6bits         int
-	maskHi, maskLo uint64 // v6bits leading ones over 128 bits
+	v6bits      int
+	front, back uint64 // the mask of v6bits leading ones, in clientKey's order
 }
 
 func newKeyer(v6bits int) keyer {
-	bits := max(min(v6bits, 128), 0)
-	k := keyer{v6bits: v6bits}
-	if bits >= 64 {
-		k.maskHi = ^uint64(0)
-		k.maskLo = ^uint64(0) << (128 - bits) // a shift of 64 gives 0
+	n := max(min(v6bits, 128), 0)
+	var hi, lo uint64 // n leading ones over 128 bits, big-endian
+	if n >= 64 {
+		hi = ^uint64(0)
+		lo = ^uint64(0) << (128 - n) // a shift of 64 gives 0
 	} else {
-		k.maskHi = ^uint64(0) << (64 - bits)
+		hi = ^uint64(0) << (64 - n)
 	}
-	return k
+	return keyer{v6bits: v6bits, front: bits.ReverseBytes64(hi), back: bits.ReverseBytes64(lo)}
 }
 
 // key returns the key of a and the address it counts as (a unmapped and
 // masked). IPv4-mapped IPv6 addresses are counted as the IPv4 address.
 func (k keyer) key(a netip.Addr) (clientKey, netip.Addr) {
-	ck := k.bytes(a)
+	ck := k.keyOf(a)
 	switch {
 	case !a.IsValid():
 		return ck, netip.Addr{}
 	case a.Unmap().Is4():
 		return ck, a.Unmap()
 	default:
-		return ck, netip.AddrFrom16(ck)
+		return ck, netip.AddrFrom16(ck.as16())
 	}
 }
 
-// bytes is the key alone: a's 16-byte form (IPv4 mapped), masked to the
-// IPv6 prefix unless a is IPv4 or IPv4-mapped.
-func (k keyer) bytes(a netip.Addr) clientKey {
-	if !a.IsValid() {
-		return clientKey{}
+// keyOf is the key alone: a's 16-byte form (IPv4 mapped), masked to the
+// IPv6 prefix unless a is IPv4 or IPv4-mapped. The zero Addr's 16-byte
+// form is all zeros, which any mask leaves as it is.
+func (k keyer) keyOf(a netip.Addr) clientKey {
+	ck := keyFrom16(a.As16())
+	if ck.front == 0 && uint32(ck.back) == mappedBack { // IPv4, or IPv4-mapped
+		return ck
 	}
-	b := a.As16()
-	if a.Is4() || a.Is4In6() {
-		return b
-	}
-	lo, hi := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	lo &= k.maskHi
-	hi &= k.maskLo
-	binary.BigEndian.PutUint64(b[:8], lo)
-	binary.BigEndian.PutUint64(b[8:], hi)
-	return b
+	return clientKey{ck.front & k.front, ck.back & k.back}
 }
 
 // text is the key as Redis and the log know it: "192.0.2.1", or

@@ -58,8 +58,10 @@ func FuzzRuleMatch(f *testing.F) {
 }
 
 // FuzzClientKey: any 16 bytes and prefix give a key without panicking;
-// the IPv4-mapped form of an address counts as the address, and two
-// addresses share a key exactly when they share the counted prefix.
+// the key is the address's 16-byte form, masked to the prefix unless it is
+// IPv4 or IPv4-mapped, and the zero key for no address; the IPv4-mapped
+// form of an address counts as the address, and two addresses share a key
+// exactly when they share the counted prefix.
 func FuzzClientKey(f *testing.F) {
 	f.Add([]byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9}, uint8(64))
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1}, []byte{192, 0, 2, 1}, uint8(64))
@@ -71,10 +73,21 @@ func FuzzClientKey(f *testing.F) {
 		kx, cx := k.key(x)
 		ky, cy := k.key(y)
 		_ = k.text(cx)
+		if !okx && kx != (clientKey{}) {
+			t.Fatalf("no address: key %x, want zeros", kx.as16())
+		}
 		if !okx || !oky {
 			return
 		}
 		xu, yu := x.Unmap(), y.Unmap()
+		want := xu // the 16-byte form of what x counts as
+		if !xu.Is4() {
+			p, _ := xu.Prefix(k.v6bits)
+			want = p.Addr()
+		}
+		if kx.as16() != want.As16() {
+			t.Fatalf("%v (/%d): key %x, want %x", x, k.v6bits, kx.as16(), want.As16())
+		}
 		var same bool
 		switch {
 		case xu.Is4() != yu.Is4():

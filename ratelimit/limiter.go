@@ -291,11 +291,11 @@ func (l *Limiter) exempted(r *rule, a netip.Addr) bool {
 // receives the result of rule idx[j].
 func (l *Limiter) decide(ctx context.Context, idx []int, client netip.Addr, out []Result) (bool, error) {
 	if l.mem != nil && len(idx) == 1 {
-		out[0] = l.mem.decideOne(l.tables[idx[0]], l.keyer.bytes(client), l.mem.clock())
+		out[0] = l.mem.decideOne(l.tables[idx[0]], l.keyer.keyOf(client), l.mem.clock())
 		return out[0].Allowed, nil
 	}
 	if l.mem != nil {
-		return l.decideMemory(idx, l.keyer.bytes(client), out), nil
+		return l.decideMemory(idx, l.keyer.keyOf(client), out), nil
 	}
 	_, counted := l.keyer.key(client)
 	rules := make([]*rule, len(idx))

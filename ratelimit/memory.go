@@ -105,8 +105,7 @@ func newTable(seq uint64, limit int, period time.Duration, perShard int) *table 
 // shardOf picks a shard with a keyed hash, so an attacker cannot aim a set
 // of addresses at one shard.
 func (t *table) shardOf(k clientKey) *shard {
-	lo := binary.LittleEndian.Uint64(k[:8]) ^ t.seed[0]
-	hi := binary.LittleEndian.Uint64(k[8:]) ^ t.seed[1]
+	lo, hi := k.front^t.seed[0], k.back^t.seed[1]
 	// A multiplication carries every bit upwards: the top bits depend on
 	// all 128 bits of the key, the low ones would not.
 	h := (lo*0x9E3779B97F4A7C15 ^ hi) * 0xC2B2AE3D27D4EB4F
