@@ -16,11 +16,14 @@ import (
 )
 
 // backends are the reverse proxies to backend.web and backend.streaming,
-// sharing one pooled transport (HTTP/1.1 only, no compression).
+// sharing one pooled transport (HTTP/1.1 only, no compression), and the
+// lean client that takes bodiless GET and HEAD requests to an http://
+// backend.web.
 type backends struct {
 	transport *http.Transport
 	web       *httputil.ReverseProxy
 	stream    *httputil.ReverseProxy
+	h1        *h1Client // nil for an https backend.web
 	c         *chain
 }
 
@@ -59,6 +62,10 @@ func newBackends(b configs.Backend, c *chain) (*backends, error) {
 			return nil
 		}
 	}
+	if web.Scheme == "http" {
+		bk.h1 = newH1Client(web, b.ConnectTimeout, b.ResponseTimeout, t.MaxIdleConnsPerHost, c.log, c.proxyError)
+		bk.h1.dropHSTS = c.hsts != ""
+	}
 	bk.web = &httputil.ReverseProxy{
 		Rewrite:        rewriteTo(web),
 		Transport:      t,
@@ -93,6 +100,9 @@ func rewriteTo(target *url.URL) func(*httputil.ProxyRequest) {
 		pr.Out.URL.Scheme = scheme
 		pr.Out.URL.Host = host
 		pr.Out.Host = pr.In.Host
+		// ReverseProxy re-encodes a query it cannot parse (one with ";"),
+		// sorting it; inbox deliveries are signed over it as sent.
+		pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 		h := pr.Out.Header
 		client := ClientAddr(pr.In).String()
 		h["X-Forwarded-For"] = []string{client}
@@ -115,6 +125,10 @@ func (b *backends) serveWeb(w http.ResponseWriter, r *http.Request) {
 		defer gw.finish()
 		w = gw
 	}
+	if b.h1 != nil && b.h1.eligible(r) {
+		b.h1.serve(w, r)
+		return
+	}
 	b.web.ServeHTTP(w, r)
 }
 
@@ -133,7 +147,12 @@ func (b *backends) serveStream(w http.ResponseWriter, r *http.Request) {
 	b.stream.ServeHTTP(w, r.WithContext(ctx))
 }
 
-func (b *backends) closeIdle() { b.transport.CloseIdleConnections() }
+func (b *backends) closeIdle() {
+	b.transport.CloseIdleConnections()
+	if b.h1 != nil {
+		b.h1.closeIdle()
+	}
+}
 
 // proxyError maps a failed proxying to its public half (status and page)
 // and logs the private half (the cause).
