@@ -24,8 +24,8 @@
 //
 // The memory store holds one table per rule, split into 32 shards with a
 // lock each. A tracked client costs at most 9*limit + 160 bytes (its ring
-// of int64 timestamps with the allocator's rounding, the entry, its map
-// slot); a table tracks at most Options.MaxKeys clients (default 10000,
+// of int64 timestamps with the allocator's rounding, the entry, its index
+// slots); a table tracks at most Options.MaxKeys clients (default 10000,
 // rounded up to a multiple of 32), so a rule's table never exceeds
 // MaxKeys*(9*limit+160) bytes: 3.9 MB for a limit of 25, 28.6 MB for the
 // mastodon preset's 300-request API rule, 56.8 MB for all nine of its

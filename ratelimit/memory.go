@@ -16,9 +16,12 @@ const (
 
 // keyBytes is the most memory one tracked client costs: its ring of
 // timestamps (8*limit bytes, up to 1/8 more for the allocator's size
-// classes), the entry (56 bytes), its map slot (at most 48 bytes at the
-// map's lowest load) and its free-list slot, rounded up. TestMemoryBound
-// measures it.
+// classes), the entry (56 bytes), its share of the shard's index (at most
+// 4 slots of 4 bytes: keyindex.go) and of the free list (at most 8
+// bytes): 80 bytes besides the ring, rounded up to 160, which leaves 80
+// for the ring's rounding past 1/8. (Some sizes round up further: a limit
+// of 289 takes 2688 bytes, not 2601+80; 865 takes 8192, not 7785+80.)
+// TestMemoryBound measures it.
 func keyBytes(limit int) int64 { return 9*int64(limit) + 160 }
 
 // memStore is the in-process store: one table per rule id, shared by the
@@ -96,27 +99,28 @@ func newTable(seq uint64, limit int, period time.Duration, perShard int) *table 
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	t.seed = [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
 	for i := range t.shards {
-		t.shards[i].idx = map[clientKey]int32{}
 		t.shards[i].head, t.shards[i].tail, t.shards[i].id = -1, -1, i
 	}
 	return t
 }
 
-// shardOf picks a shard with a keyed hash, so an attacker cannot aim a set
-// of addresses at one shard.
-func (t *table) shardOf(k clientKey) *shard {
-	lo, hi := k.front^t.seed[0], k.back^t.seed[1]
+// hash is k's keyed hash: its top shardBits bits pick the shard, the next
+// ones the slot in the shard's index (keyindex.go), so an attacker cannot
+// aim a set of addresses at one shard or at one run of slots.
+func (t *table) hash(k clientKey) uint64 {
 	// A multiplication carries every bit upwards: the top bits depend on
 	// all 128 bits of the key, the low ones would not.
-	h := (lo*0x9E3779B97F4A7C15 ^ hi) * 0xC2B2AE3D27D4EB4F
-	return &t.shards[h>>(64-shardBits)]
+	return ((k.front^t.seed[0])*0x9E3779B97F4A7C15 ^ k.back ^ t.seed[1]) * 0xC2B2AE3D27D4EB4F
 }
+
+// shardOf is the shard of a key of hash h.
+func (t *table) shardOf(h uint64) *shard { return &t.shards[h>>(64-shardBits)] }
 
 // shard is a bounded map of client key to sliding log, with the entries in
 // a least-recently-used list so the stalest is evicted first.
 type shard struct {
 	mu         sync.Mutex
-	idx        map[clientKey]int32
+	index      keyIndex // client key to entry
 	ents       []entry
 	free       []int32
 	head, tail int32 // most and least recently used; -1 when empty
@@ -162,9 +166,9 @@ func (s *shard) pushFront(i int32) {
 	}
 }
 
-func (s *shard) remove(i int32) {
+func (s *shard) remove(t *table, i int32) {
 	s.unlink(i)
-	delete(s.idx, s.ents[i].key)
+	s.unindex(t, i)
 	s.free = append(s.free, i)
 }
 
@@ -176,7 +180,7 @@ func (s *shard) sweep(t *table, now int64, n int) {
 		if e.n > 0 && e.ring[e.at(t, e.n-1)] > now-t.period {
 			return
 		}
-		s.remove(s.tail)
+		s.remove(t, s.tail)
 	}
 }
 
@@ -196,10 +200,11 @@ func (s *shard) sweepAround(t *table, now int64) {
 	}
 }
 
-// get returns the entry of k, moved to the front of the LRU list, creating
-// it (evicting the stalest entry when the shard is full) if absent.
-func (s *shard) get(t *table, k clientKey) *entry {
-	if i, ok := s.idx[k]; ok {
+// get returns the entry of k (of hash h), moved to the front of the LRU
+// list, creating it (evicting the stalest entry when the shard is full) if
+// absent.
+func (s *shard) get(t *table, h uint64, k clientKey) *entry {
+	if i := s.find(h, k); i >= 0 {
 		if s.head != i {
 			s.unlink(i)
 			s.pushFront(i)
@@ -222,11 +227,11 @@ func (s *shard) get(t *table, k clientKey) *entry {
 	default:
 		i = s.tail
 		s.unlink(i)
-		delete(s.idx, s.ents[i].key)
+		s.unindex(t, i)
 	}
 	e := &s.ents[i]
 	e.key, e.start, e.n = k, 0, 0
-	s.idx[k] = i
+	s.insert(t, h, i)
 	s.pushFront(i)
 	return e
 }
@@ -261,10 +266,11 @@ func (e *entry) at(t *table, i int32) int32 {
 // lock locks the shard of k and returns it with k's entry, its expired
 // timestamps dropped.
 func (t *table) lock(k clientKey, now int64) (*shard, *entry) {
-	s := t.shardOf(k)
+	h := t.hash(k)
+	s := t.shardOf(h)
 	s.mu.Lock()
 	s.sweepAround(t, now)
-	e := s.get(t, k)
+	e := s.get(t, h, k)
 	e.expire(t, now)
 	return s, e
 }
@@ -330,7 +336,7 @@ func (t *table) size() int {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		n += len(s.idx)
+		n += s.index.keys
 		s.mu.Unlock()
 	}
 	return n

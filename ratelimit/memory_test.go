@@ -176,7 +176,7 @@ func TestShardSpread(t *testing.T) {
 	} {
 		var counts [nShards]int
 		for i := 0; i < 64*nShards; i++ {
-			s := tab.shardOf(k.keyOf(gen(i)))
+			s := tab.shardOf(tab.hash(k.keyOf(gen(i))))
 			counts[s.id]++
 		}
 		for i, c := range counts {
