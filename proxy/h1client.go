@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,7 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/textproto"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -83,11 +84,12 @@ func (c *h1Client) eligible(r *http.Request) bool {
 // serve proxies r, which eligible accepted.
 func (c *h1Client) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := c.checkHeaders(r); err != nil {
+	size, err := c.checkHeaders(r)
+	if err != nil {
 		c.onError(w, r, err)
 		return
 	}
-	pc, resp, stop, err := c.roundTrip(ctx, w, r)
+	pc, resp, err := c.roundTrip(ctx, w, r, size)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -95,16 +97,14 @@ func (c *h1Client) serve(w http.ResponseWriter, r *http.Request) {
 		c.onError(w, r, err)
 		return
 	}
-	c.relay(w, r, pc, resp, stop)
+	c.relay(w, r, pc, resp)
 }
 
 // roundTrip writes r on a pooled (or new) connection and reads the final
 // response's header. A pooled connection the backend closed while idle
 // fails before any byte of an answer; the request is then sent once more
-// on a new connection, which GET and HEAD allow. Until stop is called,
-// the client going away (the request's context ending) ends the exchange;
-// stop reports false if that happened.
-func (c *h1Client) roundTrip(ctx context.Context, w http.ResponseWriter, r *http.Request) (pc *h1Conn, resp *http.Response, stop func() bool, err error) {
+// on a new connection, which GET and HEAD allow.
+func (c *h1Client) roundTrip(ctx context.Context, w http.ResponseWriter, r *http.Request, size int) (pc *h1Conn, resp *http.Response, err error) {
 	for attempt := 0; ; attempt++ {
 		reused := false
 		if attempt == 0 {
@@ -113,21 +113,18 @@ func (c *h1Client) roundTrip(ctx context.Context, w http.ResponseWriter, r *http
 		}
 		if pc == nil {
 			if pc, err = c.dial(ctx); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, err
 			}
 		}
-		conn := pc.nc
-		stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
 		var answered bool
-		resp, answered, err = c.exchange(w, pc, r)
+		resp, answered, err = c.exchange(ctx, w, pc, r, size)
 		if err == nil {
-			return pc, resp, stop, nil
+			return pc, resp, nil
 		}
-		stop()
-		_ = conn.Close()
+		_ = pc.nc.Close()
 		pc = nil
 		if !reused || answered || ctx.Err() != nil || !retryable(err) {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
 }
@@ -135,20 +132,33 @@ func (c *h1Client) roundTrip(ctx context.Context, w http.ResponseWriter, r *http
 // aLongTimeAgo is a deadline that makes blocked reads and writes return.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// pollSlice is how often a wait for the backend's answer looks whether
+// the client is still there; a client that left ends the wait within it.
+// (Watching the request's context instead costs an allocation and a lock
+// per request.)
+const pollSlice = time.Second
+
+// bigRequestHeader is the request header size past which writing it may
+// block on a backend that does not read, so it gets a write deadline.
+const bigRequestHeader = 16 << 10
+
 // exchange writes the request and reads the response header, relaying
-// informational responses. answered reports whether any byte came back.
-func (c *h1Client) exchange(w http.ResponseWriter, pc *h1Conn, r *http.Request) (resp *http.Response, answered bool, err error) {
-	if c.timeout > 0 {
-		_ = pc.nc.SetDeadline(time.Now().Add(c.timeout))
+// informational responses, within backend.response_timeout. answered
+// reports whether any byte came back.
+func (c *h1Client) exchange(ctx context.Context, w http.ResponseWriter, pc *h1Conn, r *http.Request, size int) (resp *http.Response, answered bool, err error) {
+	start := time.Now()
+	if size > bigRequestHeader && c.timeout > 0 {
+		_ = pc.nc.SetWriteDeadline(start.Add(c.timeout))
+		defer pc.nc.SetWriteDeadline(time.Time{})
 	}
 	c.writeRequest(pc.bw, r)
 	if err := pc.bw.Flush(); err != nil {
 		return nil, false, err
 	}
-	if _, err := pc.br.Peek(1); err != nil {
-		return nil, false, err
-	}
 	for n := 0; ; n++ {
+		if err := c.awaitAnswer(ctx, pc, start); err != nil {
+			return nil, n > 0, err
+		}
 		resp, err = http.ReadResponse(pc.br, r)
 		if err != nil {
 			return nil, true, err
@@ -161,13 +171,44 @@ func (c *h1Client) exchange(w http.ResponseWriter, pc *h1Conn, r *http.Request) 
 		}
 		relayInformational(w, resp)
 	}
+	_ = pc.nc.SetReadDeadline(time.Time{})
+	return resp, true, nil
+}
+
+// awaitAnswer waits until a response header is buffered (or its first
+// byte came and the rest may take until the response timeout), in slices
+// of pollSlice so that a client that left is noticed.
+func (c *h1Client) awaitAnswer(ctx context.Context, pc *h1Conn, start time.Time) error {
+	var end time.Time // zero: no response timeout
 	if c.timeout > 0 {
-		_ = pc.nc.SetDeadline(time.Time{})
-		if err := r.Context().Err(); err != nil { // its deadline may have just been cleared
-			return nil, true, err
+		end = start.Add(c.timeout)
+	}
+	for {
+		next := time.Now().Add(pollSlice)
+		if !end.IsZero() && end.Before(next) {
+			next = end
+		}
+		_ = pc.nc.SetReadDeadline(next)
+		_, err := pc.br.Peek(1)
+		if err == nil {
+			if !headerBuffered(pc.br) {
+				_ = pc.nc.SetReadDeadline(end)
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || (!end.IsZero() && !time.Now().Before(end)) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
-	return resp, true, nil
+}
+
+// headerBuffered reports whether a whole response header is in br.
+func headerBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // retryable reports whether err means a pooled connection was found closed
@@ -233,22 +274,25 @@ func skipForwarded(k string) bool {
 }
 
 // checkHeaders refuses what http.Transport refuses to send: an invalid
-// Host, header name or value (a CR or LF would split the request).
-func (c *h1Client) checkHeaders(r *http.Request) error {
+// Host, header name or value (a CR or LF would split the request). It
+// returns the header's size.
+func (c *h1Client) checkHeaders(r *http.Request) (int, error) {
 	if !httpguts.ValidHostHeader(r.Host) {
-		return errors.New("proxy: invalid Host header")
+		return 0, errors.New("proxy: invalid Host header")
 	}
+	size := len(r.URL.Path) + len(r.URL.RawQuery) + len(r.Host)
 	for k, vv := range r.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
-			return errors.New("proxy: invalid header field name")
+			return 0, errors.New("proxy: invalid header field name")
 		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return errors.New("proxy: invalid header field value")
+				return 0, errors.New("proxy: invalid header field value")
 			}
+			size += len(k) + len(v) + 4
 		}
 	}
-	return nil
+	return size, nil
 }
 
 // relayInformational passes a 1xx response (103 Early Hints) on to the
@@ -262,106 +306,3 @@ func relayInformational(w http.ResponseWriter, resp *http.Response) {
 	clear(h)
 	maps.Copy(h, saved)
 }
-
-// relay sends the client the response, as httputil.ReverseProxy would,
-// and returns the connection to the pool when the body was read to its
-// end and nothing more came.
-func (c *h1Client) relay(w http.ResponseWriter, r *http.Request, pc *h1Conn, resp *http.Response, stop func() bool) {
-	removeHopHeaders(resp.Header)
-	if c.dropHSTS {
-		delete(resp.Header, "Strict-Transport-Security")
-	}
-	h := w.Header()
-	for k, vv := range resp.Header {
-		if old, ok := h[k]; ok {
-			h[k] = append(old, vv...)
-		} else {
-			h[k] = vv
-		}
-	}
-	announced := len(resp.Trailer)
-	if announced > 0 {
-		keys := make([]string, 0, announced)
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		h.Add("Trailer", strings.Join(keys, ", "))
-	}
-	w.WriteHeader(resp.StatusCode)
-	if err := c.copyBody(w, resp.Body, streamed(resp)); err != nil {
-		stop()
-		_ = pc.nc.Close()
-		if r.Context().Err() == nil {
-			c.log.Warn("backend response cut short", "client", ClientAddr(r).String(), "path", r.URL.Path, "err", err)
-		}
-		panic(http.ErrAbortHandler) // the client must not take a cut body for a whole one
-	}
-	_ = resp.Body.Close() // at its end: fills resp.Trailer
-	c.put(pc, stop() && !resp.Close && pc.br.Buffered() == 0)
-	if len(resp.Trailer) > 0 {
-		_ = http.NewResponseController(w).Flush() // chunked, so the trailers can follow
-	}
-	for k, vv := range resp.Trailer {
-		if len(resp.Trailer) != announced {
-			k = http.TrailerPrefix + k
-		}
-		for _, v := range vv {
-			h.Add(k, v)
-		}
-	}
-}
-
-// streamed reports whether each piece of the body is passed on at once:
-// server-sent events and bodies of unknown length, as ReverseProxy does.
-func streamed(resp *http.Response) bool {
-	if resp.ContentLength == -1 {
-		return true
-	}
-	ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
-	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
-}
-
-func (c *h1Client) copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
-	bp := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(bp)
-	buf := *bp
-	var rc *http.ResponseController
-	if flush {
-		rc = http.NewResponseController(w)
-	}
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			if rc != nil {
-				_ = rc.Flush()
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-}
-
-// removeHopHeaders drops a response's hop-by-hop headers and those its
-// Connection header names.
-func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if tok = textproto.TrimString(tok); tok != "" {
-				h.Del(tok)
-			}
-		}
-	}
-	for _, k := range responseHopHeaders {
-		delete(h, k)
-	}
-}
-
-var responseHopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}

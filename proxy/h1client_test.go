@@ -165,31 +165,64 @@ func TestH1TruncatedBodyAbortsResponse(t *testing.T) {
 	}
 }
 
-// A client that goes away while the backend thinks makes the edge close
-// the backend connection, and the access log says 499.
+// A client that goes away while the backend thinks, or while it stalls
+// in the middle of a body, makes the edge close the backend connection;
+// the access log says 499 when no answer went out.
 func TestH1ClientGoneClosesBackendConnection(t *testing.T) {
-	closed := make(chan struct{})
+	for _, tc := range []struct{ name, answer string }{
+		{"before the header", ""},
+		{"mid-body", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			closed := make(chan struct{})
+			rb := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+				if _, ok := readHead(br); !ok {
+					return
+				}
+				_, _ = io.WriteString(c, tc.answer)
+				if _, err := br.ReadByte(); errors.Is(err, io.EOF) {
+					close(closed)
+				}
+			})
+			te := startEdge(t, testConfig(t, rb.url(), ""), Options{})
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, te.base+"/slow", nil)
+			go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+			if resp, err := te.client(false).Do(req); err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil {
+					t.Fatal("want the cancelled request to fail")
+				}
+			}
+			select {
+			case <-closed:
+			case <-time.After(3 * time.Second):
+				t.Fatal("the backend connection stayed open after the client left")
+			}
+			if tc.answer == "" {
+				waitFor(t, func() bool { return strings.Contains(te.logs.String(), "status=499") }, "status=499 in the access log")
+			}
+		})
+	}
+}
+
+// A backend that takes longer than a poll slice to start its answer, and
+// then sends its header in pieces, is waited for up to response_timeout.
+func TestH1SlowAnswerWithinResponseTimeout(t *testing.T) {
 	rb := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
 		if _, ok := readHead(br); !ok {
 			return
 		}
-		if _, err := br.ReadByte(); errors.Is(err, io.EOF) {
-			close(closed)
-		}
+		time.Sleep(pollSlice + 200*time.Millisecond)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		time.Sleep(300 * time.Millisecond)
+		_, _ = io.WriteString(c, "Content-Length: 4\r\n\r\nslow")
 	})
 	te := startEdge(t, testConfig(t, rb.url(), ""), Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, te.base+"/slow", nil)
-	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
-	if _, err := te.client(false).Do(req); err == nil {
-		t.Fatal("want the cancelled request to fail")
+	if resp, body := get(t, te.client(false), te.base+"/", nil); resp.StatusCode != 200 || body != "slow" {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
 	}
-	select {
-	case <-closed:
-	case <-time.After(3 * time.Second):
-		t.Fatal("the backend connection stayed open after the client left")
-	}
-	waitFor(t, func() bool { return strings.Contains(te.logs.String(), "status=499") }, "status=499 in the access log")
 }
 
 // Hop-by-hop response headers, and those the backend's Connection names,
@@ -295,12 +328,12 @@ func TestAttackH1HeaderInjectionRefused(t *testing.T) {
 		{"Bad Name": {"1"}},
 	} {
 		r := &http.Request{Method: http.MethodGet, Host: "example.test", Header: h, URL: &url.URL{Path: "/"}}
-		if err := c.checkHeaders(r); err == nil {
+		if _, err := c.checkHeaders(r); err == nil {
 			t.Errorf("%q accepted", h)
 		}
 	}
 	r := &http.Request{Method: http.MethodGet, Host: "exa mple", Header: http.Header{}, URL: &url.URL{Path: "/"}}
-	if err := c.checkHeaders(r); err == nil {
+	if _, err := c.checkHeaders(r); err == nil {
 		t.Error("a Host with a space was accepted")
 	}
 }
