@@ -291,7 +291,7 @@ func (l *Limiter) exempted(r *rule, a netip.Addr) bool {
 // receives the result of rule idx[j].
 func (l *Limiter) decide(ctx context.Context, idx []int, client netip.Addr, out []Result) (bool, error) {
 	if l.mem != nil && len(idx) == 1 {
-		out[0] = l.mem.decideOne(l.tables[idx[0]], l.keyer.keyOf(client), l.mem.clock())
+		l.mem.decideOne(l.tables[idx[0]], l.keyer.keyOf(client), l.mem.clock(), &out[0])
 		return out[0].Allowed, nil
 	}
 	if l.mem != nil {
@@ -334,18 +334,24 @@ func (l *Limiter) Allow(ctx context.Context, name string, client netip.Addr) (Re
 	if l.exempted(r, client.Unmap()) {
 		return Result{Allowed: true, Limit: r.limit, Remaining: r.limit, Reset: l.now()}, nil
 	}
-	var out [1]Result
-	idx := [1]int{i}
-	_, err := l.decide(ctx, idx[:], client, out[:])
-	if err != nil {
-		out[0] = l.storeFailed(r)
-		err = fmt.Errorf("ratelimit: rule %q: %w", name, err)
+	var res Result
+	var err error
+	if l.mem != nil { // never fails
+		l.mem.decideOne(l.tables[i], l.keyer.keyOf(client), l.mem.clock(), &res)
+	} else {
+		var out [1]Result
+		idx := [1]int{i}
+		if _, err = l.decide(ctx, idx[:], client, out[:]); err != nil {
+			out[0] = l.storeFailed(r)
+			err = fmt.Errorf("ratelimit: rule %q: %w", name, err)
+		}
+		res = out[0]
 	}
 	if l.opts.Observe != nil {
 		_, counted := l.keyer.key(client)
-		l.opts.Observe(Decision{Rule: name, Client: counted, Result: out[0], Err: err})
+		l.opts.Observe(Decision{Rule: name, Client: counted, Result: res, Err: err})
 	}
-	return out[0], err
+	return res, err
 }
 
 // storeFailed is the Result on_store_error gives when the store failed.

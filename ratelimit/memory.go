@@ -275,30 +275,37 @@ func (t *table) lock(k clientKey, now int64) (*shard, *entry) {
 	return s, e
 }
 
-// result is e's Result after the decision.
-func (t *table) result(e *entry, allowed bool, now int64, base time.Time) Result {
-	r := Result{Allowed: allowed, Limit: int(t.limit), Remaining: int(t.limit - e.n)}
-	var resetAfter int64
-	if e.n > 0 {
-		resetAfter = e.ring[e.start] + t.period - now
+// resetAt is when the oldest timestamp in e's log leaves the window, or
+// now when the log is empty.
+func (e *entry) resetAt(t *table, now int64) int64 {
+	if e.n == 0 {
+		return now
 	}
-	if !allowed && e.n >= t.limit {
-		r.RetryAfter = time.Duration(resetAfter)
+	return e.ring[e.start] + t.period
+}
+
+// result sets r to the Result of a decision that left n timestamps in the
+// client's log, the oldest leaving the window at reset. (It writes r
+// field by field: a Result built whole and then copied is stored in
+// pieces and reloaded in wider ones, which stalls the CPU.)
+func (t *table) result(r *Result, allowed bool, n int32, reset, now int64, base time.Time) {
+	r.Allowed, r.Limit, r.Remaining, r.RetryAfter = allowed, int(t.limit), int(t.limit-n), 0
+	if !allowed && n >= t.limit {
+		r.RetryAfter = time.Duration(reset - now)
 	}
-	r.Reset = base.Add(time.Duration(now + resetAfter))
-	return r
+	r.Reset = base.Add(time.Duration(reset))
 }
 
 // decideOne is decide for a single table.
-func (m *memStore) decideOne(t *table, k clientKey, now int64) Result {
+func (m *memStore) decideOne(t *table, k clientKey, now int64, out *Result) {
 	s, e := t.lock(k, now)
 	allowed := e.n < t.limit
 	if allowed {
 		e.record(t, now)
 	}
-	r := t.result(e, allowed, now, m.base)
+	n, reset := e.n, e.resetAt(t, now)
 	s.mu.Unlock()
-	return r
+	t.result(out, allowed, n, reset, now, m.base)
 }
 
 // decide admits the request for all tables or for none: it is admitted
@@ -322,7 +329,7 @@ func (m *memStore) decide(tables []*table, order []int, k clientKey, now int64, 
 		if allowed {
 			ents[i].record(t, now)
 		}
-		out[i] = t.result(ents[i], allowed, now, m.base)
+		t.result(&out[i], allowed, ents[i].n, ents[i].resetAt(t, now), now, m.base)
 	}
 	for j := len(order) - 1; j >= 0; j-- {
 		shards[order[j]].mu.Unlock()
