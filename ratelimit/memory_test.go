@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -196,5 +197,17 @@ func TestPresetsBuild(t *testing.T) {
 		}
 		l := mustNew(t, def.RateLimit, Options{})
 		t.Logf("%s: %d rules, memory bound %.1f MiB", p, len(l.rules), float64(l.MemoryBound())/(1<<20))
+	}
+}
+
+// A memory decision allocates nothing, for IPv4, IPv4-mapped and IPv6
+// clients alike (keyOf's AsSlice must stay on the stack).
+func TestMemoryDecisionAllocatesNothing(t *testing.T) {
+	l := mustNew(t, baseConfig(newRule("r", 1000, time.Minute, "/x")), Options{})
+	for _, c := range []string{"192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1"} {
+		a := netip.MustParseAddr(c)
+		if n := testing.AllocsPerRun(100, func() { _, _ = l.Allow(context.Background(), "r", a) }); n != 0 {
+			t.Errorf("%s: %v allocations per decision", c, n)
+		}
 	}
 }
