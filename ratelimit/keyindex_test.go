@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -195,4 +196,44 @@ func FuzzKeyIndex(f *testing.F) {
 			checkShard(t, tab, s, lru, absent...)
 		}
 	})
+}
+
+// Address plans spread over a full table's slots as over random ones:
+// probes stay short (this fails if the slot came from the hash's low bits,
+// which do not depend on an IPv4 address).
+func TestKeyIndexSpread(t *testing.T) {
+	k := newKeyer(64)
+	for name, gen := range map[string]func(i int) netip.Addr{
+		"IPv4 in turn": func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) },
+		"IPv4 by /24":  func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 7}) },
+		"IPv6 /64s": func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i >> 16), byte(i >> 8), byte(i), 15: 1})
+		},
+		"IPv6 /32s": func(i int) netip.Addr { return netip.AddrFrom16([16]byte{0x20, 0x01, byte(i >> 8), byte(i), 15: 1}) },
+		"IPv4-mapped /24": func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 192, 13: 0, 14: byte(i >> 8), 15: byte(i)})
+		},
+	} {
+		tab := newTable(1, 1, time.Minute, 313) // 10016 keys, 1024 slots a shard
+		for i := 0; i < 4*313*nShards; i++ {
+			ck := k.keyOf(gen(i))
+			h := tab.hash(ck)
+			tab.shardOf(h).get(tab, h, ck)
+		}
+		probes, keys, longest := 0, 0, 0
+		for j := range tab.shards {
+			x := &tab.shards[j].index
+			for p, v := range x.slots {
+				if v != 0 {
+					n := (p-x.home(tab.hash(tab.shards[j].ents[v-1].key)))&(len(x.slots)-1) + 1
+					probes, keys, longest = probes+n, keys+1, max(longest, n)
+				}
+			}
+		}
+		mean := float64(probes) / float64(keys)
+		t.Logf("%s: %d keys, %.2f probes on average, %d at most", name, keys, mean, longest)
+		if mean > 2 || longest > 40 {
+			t.Errorf("%s: %.2f probes on average, %d at most", name, mean, longest)
+		}
+	}
 }
