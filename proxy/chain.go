@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -271,6 +272,10 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.plainError(st, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
+	if !originTarget(r.URL) {
+		c.plainError(st, http.StatusBadRequest, "bad request: request target")
+		return
+	}
 	if hasDotDotSegment(r.URL.Path) {
 		c.plainError(st, http.StatusBadRequest, "bad request: path")
 		return
@@ -343,6 +348,21 @@ func hostOnly(host string) string {
 	}
 	host = strings.TrimSuffix(host, ".")
 	return host
+}
+
+// originTarget reports whether u, a parsed request target, names a path
+// on this server: a path, or an absolute http(s) URI. An opaque target
+// ("http:x") would reach the backend as the bare "x" while the edge's
+// rules saw no path at all; nginx refuses both, as does the edge.
+func originTarget(u *url.URL) bool {
+	if u.Opaque != "" {
+		return false
+	}
+	switch u.Scheme {
+	case "", "http", "https":
+		return true
+	}
+	return false
 }
 
 // hasDotDotSegment reports whether the decoded path has a ".." segment.

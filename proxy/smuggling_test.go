@@ -137,3 +137,35 @@ func TestAttackConnectTunnelRefused(t *testing.T) {
 		t.Fatalf("CONNECT: %d, backend saw %d requests", resp.StatusCode, len(seenc))
 	}
 }
+
+// TestAttackOpaqueRequestTarget: a request target such as "http:x" parses
+// as an opaque URL, which would reach the backend as a bare "x" (or, with
+// a scheme and "//", as an absolute URI naming another host). nginx
+// answers 400; so does the edge, and the backend sees nothing.
+func TestAttackOpaqueRequestTarget(t *testing.T) {
+	be, seenc := recordingBackend(t)
+	te := startEdge(t, testConfig(t, be.URL, ""), Options{})
+	for _, target := range []string{"http:x", "https:evil.example/a", "mailto:a@b", "x:/a"} {
+		for _, method := range []string{"GET", "POST"} {
+			conn := te.rawTLS(t)
+			raw := method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+			if _, err := io.WriteString(conn, raw); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, target, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "request target") {
+				t.Errorf("%s %s: %d %q, want the edge's 400", method, target, resp.StatusCode, body)
+			}
+			select {
+			case s := <-seenc:
+				t.Errorf("%s %s reached the backend as %q", method, target, s.Path)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
