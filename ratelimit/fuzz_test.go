@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/backendpath"
 )
 
 // FuzzRuleMatch: no path or method panics the matcher; normalisation is
@@ -32,10 +33,7 @@ func FuzzRuleMatch(f *testing.F) {
 		compiled = append(compiled, c)
 	}
 	f.Fuzz(func(t *testing.T, p, method string) {
-		n := normalPath(p)
-		if !isNormalPath(n) || normalPath(n) != n {
-			t.Fatalf("normalPath(%q) = %q is not normal", p, n)
-		}
+		n := backendpath.Canonical(p)
 		if !strings.HasPrefix(p, "/") || strings.Contains(p, "/.") {
 			return
 		}
@@ -43,7 +41,7 @@ func FuzzRuleMatch(f *testing.F) {
 		for i := range compiled {
 			want := compiled[i].matchRequest(method, "", n)
 			for _, v := range variants {
-				if got := compiled[i].matchRequest(method, "", normalPath(v)); got != want {
+				if got := compiled[i].matchRequest(method, "", backendpath.Canonical(v)); got != want {
 					t.Fatalf("rule %s: %q matches %v, its spelling %q matches %v", compiled[i].name, p, want, v, got)
 				}
 			}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/fedigate/fedigate/internal/backendpath"
 )
 
 // Bodies of the refusals (the public half; the cause goes to the log).
@@ -124,7 +126,7 @@ func setRateLimitHeaders(h http.Header, limit string, res Result) {
 // match fills matched with the indexes of the rules whose method and path
 // r matches and returns how many there are.
 func (l *Limiter) match(r *http.Request, matched *[maxMatch]int) int {
-	p := normalPath(r.URL.Path)
+	p := backendpath.Canonical(r.URL.Path)
 	override := ""
 	if r.Method == http.MethodPost {
 		override = r.Header.Get("X-Http-Method-Override")

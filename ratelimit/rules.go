@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/backendpath"
 )
 
 // maxLimit bounds a rule's limit: the memory store keeps one 8-byte
@@ -62,11 +62,11 @@ func compileRule(r configs.Rule) (rule, error) {
 		if !strings.HasPrefix(p, "/") || strings.Contains(base, "*") {
 			return rule{}, fmt.Errorf("rule %q: path %q: want /exact or /prefix*", r.Name, p)
 		}
-		base = asciiLower(base)
+		base = backendpath.LowerASCII(base)
 		if prefix {
 			c.prefixes = append(c.prefixes, base)
 		} else {
-			c.exact = append(c.exact, normalPath(base))
+			c.exact = append(c.exact, backendpath.Canonical(base))
 		}
 	}
 	return c, nil
@@ -89,7 +89,7 @@ func (c *rule) matchMethod(method, override string) bool {
 }
 
 // matchPath reports whether the rule covers p, a path already normalised
-// by normalPath.
+// by backendpath.Canonical.
 func (c *rule) matchPath(p string) bool {
 	for _, e := range c.exact {
 		if p == e {
@@ -104,61 +104,9 @@ func (c *rule) matchPath(p string) bool {
 	return false
 }
 
-// matchRequest matches method and path; p is normalPath(r.URL.Path).
+// matchRequest matches method and path; p is backendpath.Canonical(r.URL.Path).
 func (c *rule) matchRequest(method, override, p string) bool {
 	return c.matchPath(p) && c.matchMethod(method, override)
-}
-
-// normalPath maps the spellings a backend routes alike onto one: repeated
-// slashes, a trailing slash, "." and ".." segments (Rails squeezes slashes
-// and drops a trailing one) and letter case. An attacker who writes
-// "/AUTH/", "//auth" or "/x/../auth" is counted as "/auth". A path that is
-// already normal is returned as is, without allocating.
-func normalPath(p string) string {
-	if isNormalPath(p) {
-		return p
-	}
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	return asciiLower(path.Clean(p))
-}
-
-// asciiLower folds A-Z only: the backends route by bytes, and Unicode
-// folding would map other letters (the Kelvin sign) onto ASCII ones.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-func isNormalPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	if len(p) > 1 && p[len(p)-1] == '/' {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c >= 'A' && c <= 'Z' {
-			return false
-		}
-		if c == '/' && (strings.HasPrefix(p[i+1:], "/") || isDotSegment(p[i+1:])) {
-			return false
-		}
-	}
-	return true
-}
-
-// isDotSegment reports whether rest starts with a "." or ".." segment.
-func isDotSegment(rest string) bool {
-	seg, _, _ := strings.Cut(rest, "/")
-	return seg == "." || seg == ".."
 }
 
 // authenticated reports whether a request carries credentials: a
