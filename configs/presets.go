@@ -147,13 +147,13 @@ func mastodonRules() []Rule {
 	post := []string{"POST"}
 	return []Rule{
 		{Name: "sign-up", Methods: post, Paths: []string{"/auth", "/auth.*"}, Limit: 25, Period: 5 * time.Minute},
-		{Name: "api-sign-up", Methods: post, Paths: []string{"/api/v1/accounts"}, Limit: 5, Period: 30 * time.Minute},
+		{Name: "api-sign-up", Methods: post, Paths: []string{"/api/v1/accounts", "/api/v1/accounts.*"}, Limit: 5, Period: 30 * time.Minute},
 		{Name: "sign-in", Methods: post, Paths: []string{"/auth/sign_in", "/auth/sign_in.*"}, Limit: 25, Period: 5 * time.Minute},
 		{Name: "password-reset", Methods: post, Paths: []string{"/auth/password", "/auth/password.*"}, Limit: 25, Period: 5 * time.Minute},
-		{Name: "confirmation", Methods: post, Paths: []string{"/auth/confirmation", "/auth/confirmation.*", "/api/v1/emails/confirmations"}, Limit: 25, Period: 5 * time.Minute},
+		{Name: "confirmation", Methods: post, Paths: []string{"/auth/confirmation", "/auth/confirmation.*", "/api/v1/emails/confirmations", "/api/v1/emails/confirmations.*"}, Limit: 25, Period: 5 * time.Minute},
 		{Name: "password-change", Methods: []string{"PUT", "PATCH"}, Paths: []string{"/auth", "/auth.*"}, Limit: 10, Period: 10 * time.Minute},
 		{Name: "media-proxy", Paths: []string{"/media_proxy*"}, Limit: 30, Period: 10 * time.Minute},
-		{Name: "app-registration", Methods: post, Paths: []string{"/api/v1/apps"}, Limit: 25, Period: 30 * time.Minute},
+		{Name: "app-registration", Methods: post, Paths: []string{"/api/v1/apps", "/api/v1/apps.*"}, Limit: 25, Period: 30 * time.Minute},
 		{Name: "api-unauthenticated", Paths: []string{"/api/*"}, Limit: 300, Period: 5 * time.Minute, Unauthenticated: true},
 		signupCheckRule(),
 	}

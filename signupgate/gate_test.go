@@ -386,3 +386,37 @@ func TestPassStrippedOtherCookiesUntouched(t *testing.T) {
 		t.Fatalf("Cookie now %q", got)
 	}
 }
+
+// TestAttackSignupPathSpellings: Rails (Mastodon) routes "/auth.json",
+// "/auth/" and "//auth" to the sign-up action as it does "/auth", and
+// Phoenix (Pleroma, Akkoma) ignores empty segments; every such spelling of
+// a sign-up route is gated, and none reaches the backend without a pass.
+func TestAttackSignupPathSpellings(t *testing.T) {
+	g, _ := newGuard(t, testConfig(), Options{})
+	be := &backend{}
+	h := g.Middleware(be)
+	for _, p := range []string{"/auth.json", "/auth/", "//auth", "/AUTH", "/auth.", "/%61uth", "/auth/.", "/./auth"} {
+		if w := do(h, "POST", p, alice, url.Values{"a": {"b"}}); w.Code != http.StatusForbidden {
+			t.Errorf("POST %s: %d, want 403", p, w.Code)
+		}
+	}
+	for _, p := range []string{"/api/v1/accounts.json", "/api/v1/accounts/", "//api//v1/accounts", "/API/v1/Accounts"} {
+		if w := do(h, "POST", p, alice, url.Values{}); w.Code != http.StatusForbidden {
+			t.Errorf("POST %s: %d, want 403", p, w.Code)
+		}
+	}
+	for _, p := range []string{"/auth/sign_up.html", "/auth/sign_up/", "//auth/sign_up"} {
+		if w := do(h, "GET", p, alice, nil); w.Code != http.StatusSeeOther {
+			t.Errorf("GET %s: %d, want the challenge", p, w.Code)
+		}
+	}
+	if n := be.hits.Load(); n != 0 {
+		t.Fatalf("%d sign-ups reached the backend without a pass", n)
+	}
+	// paths that only look alike are not gated
+	for _, p := range []string{"/authx", "/auth/sign_in", "/api/v1/accounts/1/follow", "/api/v1/accountsx"} {
+		if w := do(h, "POST", p, alice, url.Values{}); w.Code == http.StatusForbidden {
+			t.Errorf("POST %s was gated", p)
+		}
+	}
+}

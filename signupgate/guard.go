@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/backendpath"
 )
 
 // Prefix is where the gate's own pages and endpoints live.
@@ -61,6 +62,7 @@ type Event struct {
 type Guard struct {
 	cfg        configs.Signup
 	routes     configs.Routes
+	gated      gatedRoutes
 	log        *slog.Logger
 	now        func() time.Time
 	clientAddr func(*http.Request) netip.Addr
@@ -73,7 +75,7 @@ type Guard struct {
 
 // New validates cfg and builds the gate; it loads or creates the pass key.
 func New(cfg configs.Signup, routes configs.Routes, opts Options) (*Guard, error) {
-	g := &Guard{cfg: cfg, routes: routes, log: opts.Logger, now: opts.Now, clientAddr: opts.ClientAddr, observe: opts.Observe}
+	g := &Guard{cfg: cfg, routes: routes, gated: gatedRoutesOf(routes), log: opts.Logger, now: opts.Now, clientAddr: opts.ClientAddr, observe: opts.Observe}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -184,20 +186,49 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		switch {
-		case len(p) >= len(Prefix) && p[:len(Prefix)] == Prefix:
+		if len(p) >= len(Prefix) && p[:len(Prefix)] == Prefix {
 			g.serveGate(w, r)
-		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(g.routes.SignupPages, p):
+			return
+		}
+		route := routeOf(p)
+		switch {
+		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(g.gated.pages, route):
 			g.gatePage(w, r, next)
-		case r.Method == http.MethodPost && slices.Contains(g.routes.SignupPosts, p):
+		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route):
 			g.gateSignup(w, r, next, false)
-		case r.Method == http.MethodPost && g.routes.APISignup != "" && p == g.routes.APISignup:
+		case r.Method == http.MethodPost && g.gated.api != "" && route == g.gated.api:
 			g.gateAPI(w, r, next)
 		default:
 			next.ServeHTTP(w, r)
 		}
 	})
 }
+
+// gatedRoutes are the sign-up routes as Middleware compares them: in the
+// form routeOf gives.
+type gatedRoutes struct {
+	pages, posts []string
+	api          string // "" when the backend has no API sign-up
+}
+
+func gatedRoutesOf(r configs.Routes) gatedRoutes {
+	var g gatedRoutes
+	for _, p := range r.SignupPages {
+		g.pages = append(g.pages, routeOf(p))
+	}
+	for _, p := range r.SignupPosts {
+		g.posts = append(g.posts, routeOf(p))
+	}
+	if r.APISignup != "" {
+		g.api = routeOf(r.APISignup)
+	}
+	return g
+}
+
+// routeOf is the route a backend takes path p to, so that every spelling
+// of a sign-up route is gated: "/auth/", "//auth", "/AUTH" and
+// "/auth.json" are all Mastodon's "/auth".
+func routeOf(p string) string { return backendpath.WithoutFormat(backendpath.Canonical(p)) }
 
 // gatePage: the sign-up form is shown to holders of a valid pass; others
 // are sent to the challenge, which brings them back here.

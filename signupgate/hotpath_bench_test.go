@@ -68,3 +68,18 @@ func BenchmarkChallengePage(b *testing.B) {
 }
 
 func mustBenchAddr() netip.Addr { return netip.MustParseAddr("2001:db8::7") }
+
+// BenchmarkMiddlewarePassThrough: what the gate costs every request that
+// is not a sign-up (target: well under a microsecond, no allocations).
+func BenchmarkMiddlewarePassThrough(b *testing.B) {
+	h := benchGuard(b).Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, p := range []string{"/api/v1/timelines/public", "/users/Alice/statuses/1.json", "//API/v1/instance/"} {
+		b.Run(p, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "https://social.test"+p, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(nil, r)
+			}
+		})
+	}
+}
