@@ -203,6 +203,9 @@ func TestH1ClientGoneClosesBackendConnection(t *testing.T) {
 			if tc.answer == "" {
 				waitFor(t, func() bool { return strings.Contains(te.logs.String(), "status=499") }, "status=499 in the access log")
 			}
+			if strings.Contains(te.logs.String(), "cut short") {
+				t.Errorf("a client leaving was logged as the backend's fault:\n%s", te.logs.String())
+			}
 		})
 	}
 }

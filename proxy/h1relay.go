@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -43,7 +44,8 @@ func (c *h1Client) relay(w http.ResponseWriter, r *http.Request, pc *h1Conn, res
 	if err := c.copyBody(w, resp.Body, streamed(resp)); err != nil {
 		stop()
 		_ = pc.nc.Close()
-		if r.Context().Err() == nil {
+		var gone clientGone
+		if r.Context().Err() == nil && !errors.As(err, &gone) {
 			c.log.Warn("backend response cut short", "client", ClientAddr(r).String(), "path", r.URL.Path, "err", err)
 		}
 		panic(http.ErrAbortHandler) // the client must not take a cut body for a whole one
@@ -81,6 +83,10 @@ func streamed(resp *http.Response) bool {
 	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
 }
 
+// clientGone is a failed write to the client: it left, which is not the
+// backend's fault and not worth a warning.
+type clientGone struct{ error }
+
 func (c *h1Client) copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
@@ -93,7 +99,7 @@ func (c *h1Client) copyBody(w http.ResponseWriter, body io.Reader, flush bool) e
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
+				return clientGone{werr}
 			}
 			if rc != nil {
 				_ = rc.Flush()
