@@ -194,7 +194,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		switch {
 		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(g.gated.pages, route):
 			g.gatePage(w, r, next)
-		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route):
+		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route) && !overridden(r):
 			g.gateSignup(w, r, next, false)
 		case r.Method == http.MethodPost && g.gated.api != "" && route == g.gated.api:
 			g.gateAPI(w, r, next)
