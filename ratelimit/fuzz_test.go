@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
-	"github.com/fedigate/fedigate/internal/backendpath"
+	"github.com/fedigate/fedigate/internal/backendroute"
 )
 
 // FuzzRuleMatch: no path or method panics the matcher; normalisation is
@@ -33,15 +33,15 @@ func FuzzRuleMatch(f *testing.F) {
 		compiled = append(compiled, c)
 	}
 	f.Fuzz(func(t *testing.T, p, method string) {
-		n := backendpath.Canonical(p)
+		n := backendroute.Canonical(p)
 		if !strings.HasPrefix(p, "/") || strings.Contains(p, "/.") {
 			return
 		}
 		variants := []string{p + "/", "/" + p, asciiUpper(p), strings.ReplaceAll(p, "/", "//")}
 		for i := range compiled {
-			want := compiled[i].matchRequest(method, "", n)
+			want := compiled[i].matchRequest(method, n)
 			for _, v := range variants {
-				if got := compiled[i].matchRequest(method, "", backendpath.Canonical(v)); got != want {
+				if got := compiled[i].matchRequest(method, backendroute.Canonical(v)); got != want {
 					t.Fatalf("rule %s: %q matches %v, its spelling %q matches %v", compiled[i].name, p, want, v, got)
 				}
 			}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fedigate/fedigate/internal/backendpath"
+	"github.com/fedigate/fedigate/internal/backendroute"
 )
 
 // Bodies of the refusals (the public half; the cause goes to the log).
@@ -124,16 +124,27 @@ func setRateLimitHeaders(h http.Header, limit string, res Result) {
 }
 
 // match fills matched with the indexes of the rules whose method and path
-// r matches and returns how many there are.
+// r matches and returns how many there are. A POST also counts under the
+// rules of the method a method override makes of it (Mastodon's password
+// change form is POST /auth with "_method=put"), and under every rule of
+// its path when the override is ambiguous; the override (which may mean
+// reading a small form body) is read only when a rule of the path needs
+// it.
 func (l *Limiter) match(r *http.Request, matched *[maxMatch]int) int {
-	p := backendpath.Canonical(r.URL.Path)
-	override := ""
-	if r.Method == http.MethodPost {
-		override = r.Header.Get("X-Http-Method-Override")
-	}
+	p := backendroute.Canonical(r.URL.Path)
+	var o backendroute.Override
+	read := r.Method != http.MethodPost
 	n := 0
 	for i := range l.rules {
-		if l.rules[i].matchRequest(r.Method, override, p) {
+		c := &l.rules[i]
+		if !c.matchPath(p) {
+			continue
+		}
+		ok := c.matchMethod(r.Method)
+		if !ok && !read {
+			o, read = backendroute.MethodOverride(r), true
+		}
+		if ok || c.matchOverride(o) {
 			matched[n] = i
 			n++
 		}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
-	"github.com/fedigate/fedigate/internal/backendpath"
+	"github.com/fedigate/fedigate/internal/backendroute"
 )
 
 // maxLimit bounds a rule's limit: the memory store keeps one 8-byte
@@ -62,34 +62,38 @@ func compileRule(r configs.Rule) (rule, error) {
 		if !strings.HasPrefix(p, "/") || strings.Contains(base, "*") {
 			return rule{}, fmt.Errorf("rule %q: path %q: want /exact or /prefix*", r.Name, p)
 		}
-		base = backendpath.LowerASCII(base)
+		base = backendroute.LowerASCII(base)
 		if prefix {
 			c.prefixes = append(c.prefixes, base)
 		} else {
-			c.exact = append(c.exact, backendpath.Canonical(base))
+			c.exact = append(c.exact, backendroute.Canonical(base))
 		}
 	}
 	return c, nil
 }
 
 // matchMethod reports whether the rule covers a request method. HEAD is
-// routed as GET by the backends, and a POST may carry
-// X-HTTP-Method-Override (honoured by Rack::MethodOverride), so a POST is
-// also matched as the method it claims to be.
-func (c *rule) matchMethod(method, override string) bool {
+// routed as GET by the backends.
+func (c *rule) matchMethod(method string) bool {
 	if len(c.methods) == 0 {
 		return true
 	}
 	for _, m := range c.methods {
-		if m == method || (method == "HEAD" && m == "GET") || (override != "" && strings.EqualFold(m, override)) {
+		if m == method || (method == "HEAD" && m == "GET") {
 			return true
 		}
 	}
 	return false
 }
 
+// matchOverride reports whether the rule covers a POST that a method
+// override routes as o.Method, or that could be routed as anything.
+func (c *rule) matchOverride(o backendroute.Override) bool {
+	return o.Ambiguous || (o.Method != "" && c.matchMethod(o.Method))
+}
+
 // matchPath reports whether the rule covers p, a path already normalised
-// by backendpath.Canonical.
+// by backendroute.Canonical.
 func (c *rule) matchPath(p string) bool {
 	for _, e := range c.exact {
 		if p == e {
@@ -104,9 +108,9 @@ func (c *rule) matchPath(p string) bool {
 	return false
 }
 
-// matchRequest matches method and path; p is backendpath.Canonical(r.URL.Path).
-func (c *rule) matchRequest(method, override, p string) bool {
-	return c.matchPath(p) && c.matchMethod(method, override)
+// matchRequest matches method and path; p is backendroute.Canonical(r.URL.Path).
+func (c *rule) matchRequest(method, p string) bool {
+	return c.matchPath(p) && c.matchMethod(method)
 }
 
 // authenticated reports whether a request carries credentials: a

@@ -27,7 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fedigate/fedigate/configs"
-	"github.com/fedigate/fedigate/internal/backendpath"
+	"github.com/fedigate/fedigate/internal/backendroute"
 )
 
 // Prefix is where the gate's own pages and endpoints live.
@@ -194,7 +194,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		switch {
 		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(g.gated.pages, route):
 			g.gatePage(w, r, next)
-		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route) && !overridden(r):
+		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route) && backendroute.MethodOverride(r).Method == "":
 			g.gateSignup(w, r, next, false)
 		case r.Method == http.MethodPost && g.gated.api != "" && route == g.gated.api:
 			g.gateAPI(w, r, next)
@@ -228,7 +228,7 @@ func gatedRoutesOf(r configs.Routes) gatedRoutes {
 // routeOf is the route a backend takes path p to, so that every spelling
 // of a sign-up route is gated: "/auth/", "//auth", "/AUTH" and
 // "/auth.json" are all Mastodon's "/auth".
-func routeOf(p string) string { return backendpath.WithoutFormat(backendpath.Canonical(p)) }
+func routeOf(p string) string { return backendroute.WithoutFormat(backendroute.Canonical(p)) }
 
 // gatePage: the sign-up form is shown to holders of a valid pass; others
 // are sent to the challenge, which brings them back here.

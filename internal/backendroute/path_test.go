@@ -1,4 +1,4 @@
-package backendpath
+package backendroute
 
 import (
 	"strings"

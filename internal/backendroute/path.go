@@ -1,13 +1,20 @@
-// Package backendpath owns one fact that the edge's rules depend on: which
-// spellings of a request path the backends route alike. Mastodon's Rails
-// router squeezes repeated slashes, drops a trailing one and reads a
-// suffix such as ".json" as the response format; Pleroma's and Akkoma's
-// Phoenix router skips empty segments. A rule that matched only the
-// spelling it names could be walked around with "/auth/", "//auth" or
-// "/auth.json", so the rate limits and the sign-up gate match the
-// canonical form instead. The path sent to the backend is never changed
-// (inbox deliveries are signed over it).
-package backendpath
+// Package backendroute owns what the edge's rules need to know of how
+// the backends route a request, so that a rule matches what the backend
+// will do rather than how the request is spelled:
+//
+//   - which spellings of a path they route alike: Mastodon's Rails router
+//     squeezes repeated slashes, drops a trailing one and reads a suffix
+//     such as ".json" as the response format; Pleroma's and Akkoma's
+//     Phoenix router skips empty segments (Canonical, WithoutFormat);
+//   - which method a POST becomes under a method override: a "_method"
+//     form field or an X-HTTP-Method-Override header, read by
+//     Rack::MethodOverride and Plug.MethodOverride (MethodOverride).
+//
+// A rule that matched only the spelling it names could be walked around
+// with "/auth/", "//auth" or "/auth.json"; the rate limits and the sign-up
+// gate match through this package instead. The request sent to the
+// backend is never changed (inbox deliveries are signed over it).
+package backendroute
 
 import (
 	"path"

@@ -1,4 +1,4 @@
-package signupgate
+package backendroute
 
 import (
 	"bytes"
@@ -12,21 +12,32 @@ import (
 // field; Mastodon's account settings form is a few hundred bytes.
 const maxOverrideForm = 64 << 10
 
-// overridden reports whether a POST reaches the backend as another method:
-// Rails' Rack::MethodOverride (and Phoenix's Plug.MethodOverride) turn
-// POST /auth with a "_method=put" form field, or else an
-// X-HTTP-Method-Override header, into PUT /auth. That is Mastodon's
-// account settings form (password and e-mail change), not a sign-up, and
-// must not need a pass. A url-encoded body is read and put back.
+// Override is how a backend routes a POST under a method override.
+type Override struct {
+	// Method is the method the backend routes the POST as ("PUT"), or ""
+	// when it stays a POST.
+	Method string
+	// Ambiguous is set when the request could be read either way: Method
+	// is then "", and a rule must assume the worst (the sign-up gate: a
+	// POST; the rate limits: any method).
+	Ambiguous bool
+}
+
+// MethodOverride reads the method override of a POST as Rails'
+// Rack::MethodOverride (and Phoenix's Plug.MethodOverride) does: a
+// "_method" field of the form, else the X-HTTP-Method-Override header. A
+// POST /auth with "_method=put" is Mastodon's account settings form
+// (password and e-mail change), routed as PUT /auth. A url-encoded body is
+// read and put back on r, so the backend gets the same bytes.
 //
-// Every doubt answers false, so the request is gated as a sign-up: a body
-// too large, a field spelled so that Rack could read it as "_method" while
-// Go does not ("[_method]", "_method]", " _method"), fields that disagree,
-// a ";" (Rack 2 splits on it, Go refuses it), multipart forms, and
-// bodies that do not parse. Rack reads the form of a POST whose type is
-// url-encoded or missing; any other type is not read, so only the header
-// counts.
-func overridden(r *http.Request) bool {
+// Rack reads the form of a POST whose type is url-encoded or missing (and
+// multipart, which is not read here). Every doubt is Ambiguous: a body
+// too large or unreadable, a field spelled so that Rack could read it as
+// "_method" while Go does not ("[_method]", "_method]", " _method"),
+// fields that disagree, a ";" (Rack 2 splits on it, Go refuses it), a
+// multipart form, several headers, a value with non-ASCII letters (Ruby
+// upper-cases "ı" to "I").
+func MethodOverride(r *http.Request) Override {
 	ct := r.Header["Content-Type"]
 	var media string
 	switch len(ct) {
@@ -34,38 +45,46 @@ func overridden(r *http.Request) bool {
 	case 1:
 		media = rackMediaType(ct[0])
 	default:
-		return false
+		return Override{Ambiguous: true}
 	}
 	var field []string
-	if media == "" || media == "application/x-www-form-urlencoded" {
+	switch media {
+	case "", "application/x-www-form-urlencoded":
 		body, ok := readForm(r)
 		if !ok {
-			return false
+			return Override{Ambiguous: true}
 		}
 		if field, ok = methodField(body); !ok {
-			return false
+			return Override{Ambiguous: true}
 		}
-	} else if media == "multipart/form-data" {
-		return false // Rack reads it; the gate does not
+	case "multipart/form-data":
+		return Override{Ambiguous: true}
 	}
-	if len(field) == 0 { // no field: the header, when there is exactly one
+	if len(field) == 0 { // no field: the header
 		field = r.Header["X-Http-Method-Override"]
-		if len(field) != 1 {
-			return false
+		if len(field) == 0 {
+			return Override{}
+		}
+		if len(field) > 1 {
+			return Override{Ambiguous: true}
 		}
 	}
-	return overrideMethod(field[0])
+	return overrideOf(field[0])
 }
 
-// overrideMethod reports whether v names a method Rack::MethodOverride
-// turns a POST into. Rack upper-cases v (Unicode-aware, so it may also
-// take spellings with non-ASCII letters, which this gates as a sign-up).
-func overrideMethod(v string) bool {
-	switch strings.Map(asciiUpper, v) {
-	case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "LINK", "UNLINK":
-		return true
+// overrideOf is the Override a "_method" value or header gives: Rack
+// upper-cases it and takes it when it names one of these methods.
+func overrideOf(v string) Override {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 0x80 {
+			return Override{Ambiguous: true}
+		}
 	}
-	return false
+	switch m := strings.Map(asciiUpper, v); m {
+	case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "LINK", "UNLINK":
+		return Override{Method: m}
+	}
+	return Override{}
 }
 
 func asciiUpper(c rune) rune {
@@ -92,9 +111,9 @@ func readForm(r *http.Request) ([]byte, bool) {
 		return nil, true
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxOverrideForm+1))
-	rest := r.Body
+	rest := io.Reader(r.Body)
 	if err != nil {
-		rest = io.NopCloser(errorReader{err})
+		rest = errorReader{err}
 	}
 	r.Body = readCloser{io.MultiReader(bytes.NewReader(body), rest), r.Body}
 	return body, err == nil && len(body) <= maxOverrideForm
