@@ -163,6 +163,8 @@ func (c *chain) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case st != nil && st.body != nil && st.body.tooLarge:
 		status = http.StatusRequestEntityTooLarge
+	case st != nil && st.body != nil && st.body.timedOut:
+		status = http.StatusRequestTimeout
 	case st != nil && st.body != nil && st.body.err != nil:
 		status = http.StatusBadRequest
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
@@ -183,6 +185,10 @@ func (c *chain) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusBadRequest:
 		w.Header().Set("Connection", "close")
 		c.plainError(w, status, "bad request body")
+		return
+	case http.StatusRequestTimeout:
+		w.Header().Set("Connection", "close")
+		c.plainError(w, status, "request timeout: the request body stalled")
 		return
 	}
 	if c.errorPage != nil {

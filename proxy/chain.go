@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -32,6 +33,7 @@ type chain struct {
 	hosts     map[string]struct{} // lower-case names; nil = any
 	hsts      string
 	maxBody   int64
+	bodyIdle  time.Duration // Options.BodyIdleTimeout
 	trust     trust
 	routes    router
 	backends  *backends
@@ -77,15 +79,16 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		log = slog.Default()
 	}
 	c := &chain{
-		cfg:     cfg,
-		log:     log,
-		observe: opts.Observe,
-		hsts:    cfg.Server.HSTS,
-		maxBody: cfg.Server.MaxRequestBody,
-		trust:   newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
-		routes:  newRouter(cfg.Routes),
-		gzip:    newGzipper(cfg.Routes.GzipTypes),
-		edge:    st,
+		cfg:      cfg,
+		log:      log,
+		observe:  opts.Observe,
+		hsts:     cfg.Server.HSTS,
+		maxBody:  cfg.Server.MaxRequestBody,
+		bodyIdle: cmp.Or(opts.BodyIdleTimeout, defaultBodyIdleTimeout),
+		trust:    newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
+		routes:   newRouter(cfg.Routes),
+		gzip:     newGzipper(cfg.Routes.GzipTypes),
+		edge:     st,
 	}
 	c.tls = opts.TLSConfig.Clone()
 	if c.tls.MinVersion < tls.VersionTLS12 {
@@ -286,7 +289,7 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.plainError(st, http.StatusRequestEntityTooLarge, "request body too large")
 			return
 		}
-		st.body = &bodyGuard{rc: r.Body, left: c.maxBody}
+		st.body = &bodyGuard{rc: r.Body, left: c.maxBody, ctl: http.NewResponseController(w), idle: c.bodyIdle}
 		r.Body = st.body
 	}
 	trusted := peer.IsValid() && c.trust.trusted(peer)
@@ -386,35 +389,3 @@ func (c *chain) plainError(w http.ResponseWriter, status int, text string) {
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, text+"\n")
 }
-
-// bodyGuard limits a request body to server.max_request_body and remembers
-// why reading it failed, so the proxy error can say 413 or 400.
-type bodyGuard struct {
-	rc       io.ReadCloser
-	left     int64
-	tooLarge bool
-	err      error
-}
-
-func (b *bodyGuard) Read(p []byte) (int, error) {
-	if b.tooLarge {
-		return 0, errBodyTooLarge
-	}
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1]
-	}
-	n, err := b.rc.Read(p)
-	if int64(n) > b.left {
-		b.tooLarge = true
-		return int(b.left), errBodyTooLarge
-	}
-	b.left -= int64(n)
-	if err != nil && err != io.EOF {
-		b.err = err
-	}
-	return n, err
-}
-
-func (b *bodyGuard) Close() error { return b.rc.Close() }
-
-var errBodyTooLarge = errors.New("request body larger than server.max_request_body")

@@ -45,6 +45,11 @@ type Options struct {
 	// "streaming", "static", or "edge" when the edge answered itself), the
 	// status and the duration; nil = none.
 	Observe func(route string, status int, d time.Duration)
+	// BodyIdleTimeout is the longest a request body may pause between two
+	// pieces before the request is answered 408 and the connection closed
+	// (a client trickling a body would hold the request open forever);
+	// 0 = 60 s, nginx's client_body_timeout.
+	BodyIdleTimeout time.Duration
 }
 
 // Edge is the HTTPS edge. New builds it without binding; Start binds.
