@@ -120,3 +120,27 @@ func newSlowBackend(t *testing.T, delay time.Duration) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestAttackSlowBodyCutHTTP3: the body idle timeout holds over HTTP/3 too.
+func TestAttackSlowBodyCutHTTP3(t *testing.T) {
+	be, _ := recordingBackend(t)
+	cfg := testConfig(t, be.URL, "")
+	cfg.Server.HTTP3 = true
+	te := startEdge(t, cfg, Options{BodyIdleTimeout: 300 * time.Millisecond})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = io.WriteString(pw, `{"a":`) }()
+	req, _ := http.NewRequest(http.MethodPost, te.base+"/inbox", pr)
+	req.ContentLength = 100
+	start := time.Now()
+	resp, err := te.h3Client(t).Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("status %d, want 408 or a reset stream", resp.StatusCode)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("ended after %v (%v)", d, err)
+	}
+}
