@@ -31,7 +31,8 @@ type Override struct {
 // read and put back on r, so the backend gets the same bytes.
 //
 // Rack reads the form of a POST whose type is url-encoded or missing (and
-// multipart, which is not read here). Every doubt is Ambiguous: a body
+// multipart, which is not read here). Every doubt is Ambiguous: an empty
+// media type, a body
 // too large or unreadable, a field spelled so that Rack could read it as
 // "_method" while Go does not ("[_method]", "_method]", " _method"),
 // fields that disagree, a ";" (Rack 2 splits on it, Go refuses it), a
@@ -39,17 +40,22 @@ type Override struct {
 // upper-cases "ı" to "I").
 func MethodOverride(r *http.Request) Override {
 	ct := r.Header["Content-Type"]
-	var media string
-	switch len(ct) {
-	case 0:
-	case 1:
-		media = rackMediaType(ct[0])
-	default:
+	form := len(ct) == 0 // Rack reads the form of a POST without a type
+	switch {
+	case len(ct) > 1:
 		return Override{Ambiguous: true}
+	case form:
+	default:
+		switch rackMediaType(ct[0]) {
+		case "application/x-www-form-urlencoded":
+			form = true
+		case "multipart/form-data", "":
+			// read by Rack but not here; or a type Rack 2 fails on
+			return Override{Ambiguous: true}
+		}
 	}
 	var field []string
-	switch media {
-	case "", "application/x-www-form-urlencoded":
+	if form {
 		body, ok := readForm(r)
 		if !ok {
 			return Override{Ambiguous: true}
@@ -57,8 +63,6 @@ func MethodOverride(r *http.Request) Override {
 		if field, ok = methodField(body); !ok {
 			return Override{Ambiguous: true}
 		}
-	case "multipart/form-data":
-		return Override{Ambiguous: true}
 	}
 	if len(field) == 0 { // no field: the header
 		field = r.Header["X-Http-Method-Override"]
@@ -145,8 +149,11 @@ func methodField(body []byte) ([]string, bool) {
 		}
 	}
 	v := form["_method"]
-	for _, x := range v[min(1, len(v)):] {
-		if x != v[0] {
+	for _, x := range v {
+		// "_method=" and a bare "_method" both come out "" here, but Rack
+		// reads the first as "" (no override) and the second as absent
+		// (the header decides)
+		if x != v[0] || x == "" {
 			return nil, false
 		}
 	}

@@ -37,7 +37,9 @@ func TestMethodOverride(t *testing.T) {
 		{"sign-up form", formType, "user%5Bemail%5D=a%40b.test", nil, Override{}},
 		{"to POST", formType, "_method=post", nil, Override{}},
 		{"unknown method", formType, "_method=frobnicate", nil, Override{}},
-		{"empty field hides the header", formType, "_method=", []string{"PUT"}, Override{}},
+		{"AttackEmptyField", formType, "_method=", []string{"PUT"}, Override{Ambiguous: true}},
+		{"AttackBareField", formType, "_method&x=1", []string{"PUT"}, Override{Ambiguous: true}},
+		{"AttackEmptyMediaType", ";charset=utf-8", "_method=put", nil, Override{Ambiguous: true}},
 		{"header", "application/json", `{"a":1}`, []string{"PATCH"}, Override{Method: "PATCH"}},
 		{"field wins over header", formType, "_method=post", []string{"PUT"}, Override{}},
 		{"text body is not read", "text/plain", "_method=put", nil, Override{}},
@@ -75,15 +77,19 @@ func rackMethod(body, header string) string {
 		if pair == "" {
 			continue
 		}
-		k, v, _ := strings.Cut(pair, "=")
+		k, v, hasValue := strings.Cut(pair, "=")
 		k, err1 := url.QueryUnescape(k)
 		v, err2 := url.QueryUnescape(v)
 		if err1 != nil || err2 != nil {
 			return ""
 		}
 		if m := rackName.FindStringSubmatch(k); m != nil && m[1] == "_method" {
-			if m[2] != "" {
+			switch {
+			case m[2] != "":
 				v = "[nested]"
+			case !hasValue: // nil: the header decides
+				method = nil
+				continue
 			}
 			method = &v
 		}
