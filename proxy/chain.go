@@ -290,6 +290,8 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.body = &bodyGuard{rc: r.Body, left: c.maxBody, ctl: http.NewResponseController(w), idle: c.bodyIdle}
+		// from now: the server reads a body nobody read before it answers
+		_ = st.body.ctl.SetReadDeadline(time.Now().Add(c.bodyIdle))
 		r.Body = st.body
 	}
 	trusted := peer.IsValid() && c.trust.trusted(peer)

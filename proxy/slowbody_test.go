@@ -144,3 +144,39 @@ func TestAttackSlowBodyCutHTTP3(t *testing.T) {
 		t.Fatalf("ended after %v (%v)", d, err)
 	}
 }
+
+// TestAttackSlowBodyOfRefusedRequestCut: a request answered without its
+// body being read (a 429, a refused sign-up) still has its body read by
+// the server before the answer, to keep the connection usable; a client
+// that stalls that body is cut by the same idle timeout instead of
+// holding the connection for ever.
+func TestAttackSlowBodyOfRefusedRequestCut(t *testing.T) {
+	be, seenc := recordingBackend(t)
+	refuse := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusTooManyRequests) })
+	}
+	te := startEdge(t, testConfig(t, be.URL, ""), Options{BodyIdleTimeout: 300 * time.Millisecond, Guards: []func(http.Handler) http.Handler{refuse}})
+	conn := te.rawTLS(t)
+	start := time.Now()
+	if _, err := io.WriteString(conn, "POST /auth HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nuser"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err == nil {
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatalf("the connection stayed open after %v: %v", time.Since(start), err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("cut after %v", d)
+	}
+	if len(seenc) != 0 {
+		t.Fatal("the refused request reached the backend")
+	}
+}
