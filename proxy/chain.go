@@ -34,6 +34,7 @@ type chain struct {
 	hsts      string
 	maxBody   int64
 	bodyIdle  time.Duration // Options.BodyIdleTimeout
+	send      time.Duration // Options.SendTimeout
 	trust     trust
 	routes    router
 	backends  *backends
@@ -85,6 +86,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		hsts:     cfg.Server.HSTS,
 		maxBody:  cfg.Server.MaxRequestBody,
 		bodyIdle: cmp.Or(opts.BodyIdleTimeout, defaultBodyIdleTimeout),
+		send:     cmp.Or(opts.SendTimeout, defaultSendTimeout),
 		trust:    newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
 		routes:   newRouter(cfg.Routes),
 		gzip:     newGzipper(cfg.Routes.GzipTypes),
@@ -179,6 +181,9 @@ type reqState struct {
 	body     *bodyGuard
 	ctx      stateCtx
 	wroteHdr bool
+	wdl      writeDeadliner // the server's writer; nil: no send timeout (send.go)
+	send     time.Duration
+	armedAt  time.Time
 }
 
 type stateKey struct{}
@@ -217,6 +222,9 @@ func (s *reqState) WriteHeader(code int) {
 		s.wroteHdr = true
 		s.status = code
 	}
+	if code < 200 {
+		s.armSend(time.Now()) // an informational response is sent at once
+	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
@@ -225,22 +233,28 @@ func (s *reqState) Write(b []byte) (int, error) {
 		s.wroteHdr = true
 		s.status = http.StatusOK
 	}
+	s.armSend(time.Now())
 	n, err := s.ResponseWriter.Write(b)
 	s.bytes += int64(n)
 	return n, err
 }
 
+// ReadFrom copies in pieces, each under the send timeout (over TLS the
+// server could not use sendfile anyway).
 func (s *reqState) ReadFrom(src io.Reader) (int64, error) {
 	if !s.wroteHdr {
 		s.wroteHdr = true
 		s.status = http.StatusOK
 	}
-	n, err := io.Copy(s.ResponseWriter, src)
+	n, err := io.Copy(sendWriter{s}, src)
 	s.bytes += n
 	return n, err
 }
 
-func (s *reqState) Flush() { _ = http.NewResponseController(s.ResponseWriter).Flush() }
+func (s *reqState) Flush() {
+	s.armSend(time.Now())
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
 
 func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
@@ -250,6 +264,7 @@ func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := &reqState{ResponseWriter: w, route: "edge", counted: true}
+	st.startSend(w, c.send, start)
 	c.edge.active.Add(1)
 	defer c.finish(st, r, start)
 
@@ -314,7 +329,9 @@ func (c *chain) finish(st *reqState, r *http.Request, start time.Time) {
 			status = 499 // the client went away before an answer
 		}
 	}
-	d := time.Since(start)
+	now := time.Now()
+	d := now.Sub(start)
+	st.armSend(now) // the server sends what is still buffered after this
 	if c.observe != nil {
 		c.observe(st.route, status, d)
 	}

@@ -50,6 +50,11 @@ type Options struct {
 	// (a client trickling a body would hold the request open forever);
 	// 0 = 60 s, nginx's client_body_timeout.
 	BodyIdleTimeout time.Duration
+	// SendTimeout is the longest one write of a response may block on a
+	// client that does not read before the request is cut and its
+	// connection closed; 0 = 60 s, nginx's send_timeout. Websockets, once
+	// upgraded, are not bound by it.
+	SendTimeout time.Duration
 }
 
 // Edge is the HTTPS edge. New builds it without binding; Start binds.
