@@ -114,17 +114,7 @@ func TestLongStreamsOutliveSendTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := te.rawTLS(t)
-	if _, err := io.WriteString(conn, "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	conn, br, _ := rawExchange(t, te, "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	time.Sleep(400 * time.Millisecond) // the first request's deadline has passed
 	ws, err := websocket.NewClient(wc, readWriteConn{br, conn})
 	if err != nil {
@@ -143,7 +133,7 @@ func TestLongStreamsOutliveSendTimeout(t *testing.T) {
 	}
 
 	req, _ := http.NewRequest(http.MethodGet, te.base+"/api/v1/streaming/sse", nil)
-	resp, err = te.client(false).Do(req)
+	resp, err := te.client(false).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
