@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/httplog"
 )
 
 // Options are a Proxy's hooks; every zero value is documented.
@@ -121,7 +122,7 @@ func New(cfg configs.Egress, opts Options) (*Proxy, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorLog:          httplog.ErrorLog(p.log, "egress"),
 	}
 	return p, nil
 }

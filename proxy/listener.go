@@ -5,12 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/fedigate/fedigate/internal/httplog"
 )
 
 // listener is one bound address and the server on it.
@@ -33,7 +33,7 @@ func (e *Edge) newServer(c *chain, h http.Handler) *http.Server {
 		ReadHeaderTimeout: s.ReadHeaderTimeout,
 		IdleTimeout:       s.IdleTimeout,
 		MaxHeaderBytes:    maxHeader,
-		ErrorLog:          log.New(slogWriter{c.log}, "", 0),
+		ErrorLog:          httplog.ErrorLog(c.log, "edge"),
 		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, conn)
 		},
@@ -189,13 +189,4 @@ func (t *connTracker) closeAll() {
 		_ = c.Close()
 		delete(t.conns, c)
 	}
-}
-
-// slogWriter sends net/http's own error log (TLS handshake errors, bad
-// requests) to the logger at Debug.
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Debug("http server", "msg", string(p))
-	return len(p), nil
 }
