@@ -43,7 +43,7 @@ func validateServer(c *Config, fs *faults) {
 		}
 	}
 	positive(fs, "server.max_request_body", s.MaxRequestBody)
-	if s.MaxHeaderBytes < 4<<10 {
+	if s.MaxHeaderBytes < MinHeaderBytes {
 		fs.bad("server.max_header_bytes", "%d bytes is too small for real browsers: use at least \"4KB\"", s.MaxHeaderBytes)
 	}
 	positiveDuration(fs, "server.read_header_timeout", s.ReadHeaderTimeout)
