@@ -126,6 +126,18 @@ func startInProcess(t *testing.T, cfg *configs.Config) (*gateway, *testenv.LogBu
 	return g, logs
 }
 
+// busyAddr is a loopback address another listener holds until the test
+// ends.
+func busyAddr(t *testing.T) string {
+	t.Helper()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	return busy.Addr().String()
+}
+
 // servedCN is the common name of the certificate the edge at addr serves.
 func servedCN(t *testing.T, addr string) string {
 	t.Helper()
@@ -180,14 +192,7 @@ func TestReloadFailingLateLeavesCertsLimitsGateAndRoutes(t *testing.T) {
 		inject func(t *testing.T, s *reloadSetup)
 		want   string
 	}{
-		{"listen moved to a port in use", func(t *testing.T, s *reloadSetup) {
-			busy, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { busy.Close() })
-			s.listen = busy.Addr().String()
-		}, "address already in use"},
+		{"listen moved to a port in use", func(t *testing.T, s *reloadSetup) { s.listen = busyAddr(t) }, "address already in use"},
 		{"500.html in static_root is unreadable", func(t *testing.T, s *reloadSetup) {
 			s.staticRoot = t.TempDir()
 			if err := os.Mkdir(filepath.Join(s.staticRoot, "500.html"), 0o755); err != nil {

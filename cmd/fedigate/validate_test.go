@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,14 +26,7 @@ func TestValidateRunsRunsConstructorsMinusListening(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, 1, "500.html"},
-		{"listen address in use: not bound, so ok", func(t *testing.T, s *reloadSetup) {
-			busy, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { busy.Close() })
-			s.listen = busy.Addr().String()
-		}, 0, ": ok (preset mastodon)"},
+		{"listen address in use: not bound, so ok", func(t *testing.T, s *reloadSetup) { s.listen = busyAddr(t) }, 0, ": ok (preset mastodon)"},
 		{"redis store: a client is made, Redis is not needed", func(t *testing.T, s *reloadSetup) {
 			s.extra = "[ratelimit]\nstore = \"redis\"\nredis_url = \"redis://" + testenv.Loopback(t) + "/0\"\n"
 		}, 0, ": ok (preset mastodon)"},
