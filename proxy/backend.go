@@ -26,7 +26,7 @@ type backends struct {
 	c         *chain
 }
 
-func newBackends(b configs.Backend, c *chain) (*backends, error) {
+func newBackends(b configs.Backend, c *chain, noLean bool) (*backends, error) {
 	web, err := parseBackend("backend.web", b.Web)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func newBackends(b configs.Backend, c *chain) (*backends, error) {
 		c.cleanResponseHeader(resp.Header)
 		return nil
 	}
-	if web.scheme == "http" {
+	if web.scheme == "http" && !noLean {
 		bk.h1 = newH1Client(web, b, c)
 	}
 	bk.web = &httputil.ReverseProxy{

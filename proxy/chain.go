@@ -123,7 +123,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 			return nil, fmt.Errorf("proxy: reading %s: %w", filepath.Join(root, "500.html"), err)
 		}
 	}
-	b, err := newBackends(cfg.Backend, c)
+	b, err := newBackends(cfg.Backend, c, opts.noLean)
 	if err != nil {
 		c.closeStatic()
 		return nil, err
@@ -292,6 +292,7 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.ctx = stateCtx{Context: r.Context(), st: st}
 	r = r.WithContext(&st.ctx)
+	st.facts.Reset(r)
 	h := st.Header()
 	if c.hsts != "" {
 		h["Strict-Transport-Security"] = []string{c.hsts}
@@ -320,7 +321,6 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.edgeError(st, r, http.StatusBadRequest, "bad request: path")
 		return
 	}
-	st.facts.Reset(r)
 	if c.maxHeader > 0 && requestHeaderSize(r) > c.maxHeader {
 		if r.ProtoMajor == 1 {
 			h.Set("Connection", "close")
