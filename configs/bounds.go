@@ -44,4 +44,8 @@ const (
 	// MinHeaderBytes is the least server.max_header_bytes and
 	// egress.max_header_bytes: what real browsers and backends send.
 	MinHeaderBytes = 4 << 10
+	// MinResponseHeaderBytes and MaxResponseHeaderBytes bound
+	// backend.max_response_header_bytes: a backend answer's header block.
+	MinResponseHeaderBytes = 1 << 10
+	MaxResponseHeaderBytes = 16 << 20
 )

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fedigate/fedigate/internal/bufpool"
+	"github.com/fedigate/fedigate/internal/copybuf"
 	"github.com/fedigate/fedigate/internal/httplog"
 )
 
@@ -133,8 +133,8 @@ func spliceIdle(dst, src *net.TCPConn, idle time.Duration, last *atomic.Int64) i
 // direction moved recently is extended; when both were idle, the tunnel
 // ends. EOF half-closes dst so the other direction can finish.
 func bufferIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
-	bp := bufpool.Get()
-	defer bufpool.Put(bp)
+	bp := copybuf.Shared.Borrow()
+	defer copybuf.Shared.Return(bp)
 	buf := *bp
 	var n int64
 	for {
@@ -263,7 +263,7 @@ func (p *Proxy) newForwarder() *httputil.ReverseProxy {
 			return nil
 		},
 		FlushInterval: -1,
-		BufferPool:    bufpool.ReverseProxy{},
+		BufferPool:    copybuf.Shared,
 		ErrorLog:      httplog.ErrorLog(p.log, "egress"),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := r.Context().Value(forwardKey{}).(*forwardState)
