@@ -39,14 +39,24 @@ func BenchmarkRouting(b *testing.B) {
 // BenchmarkHandlerProxySmallJSON runs the whole chain in-process (no TLS)
 // against a loopback backend answering a small JSON.
 func BenchmarkHandlerProxySmallJSON(b *testing.B) {
+	benchHandler(b, smallJSONBackend(b), Options{Logger: slog.New(slog.DiscardHandler)})
+}
+
+func smallJSONBackend(b *testing.B) *httptest.Server {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
 	}))
 	b.Cleanup(be.Close)
-	cfg := testConfig(b, be.URL, "")
+	return be
+}
+
+// benchHandler runs GET /api/v1/accounts/1 through an edge's handler with
+// opts, in-process.
+func benchHandler(b *testing.B, be *httptest.Server, opts Options) {
 	tc, _ := testTLS(b)
-	e, err := New(cfg, Options{TLSConfig: tc, Logger: slog.New(slog.DiscardHandler)})
+	opts.TLSConfig = tc
+	e, err := New(testConfig(b, be.URL, ""), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,12 +75,7 @@ func BenchmarkHandlerProxySmallJSON(b *testing.B) {
 
 // benchEdge starts an edge with HTTP/3 in front of a small-JSON backend.
 func benchEdge(b *testing.B) *testEdge {
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
-	}))
-	b.Cleanup(be.Close)
-	cfg := testConfig(b, be.URL, "")
+	cfg := testConfig(b, smallJSONBackend(b).URL, "")
 	cfg.Server.HTTP3 = true
 	return startEdge(b, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
 }

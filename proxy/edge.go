@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/accesslog"
 )
 
 // Options are the parts of the edge that are not in the config file.
@@ -55,6 +56,9 @@ type Options struct {
 	// connection closed; 0 = 60 s, nginx's send_timeout. Websockets, once
 	// upgraded, are not bound by it.
 	SendTimeout time.Duration
+	// AccessLog receives the access log instead of Logger: buffered, no
+	// allocation, never blocking a request; nil = Logger at level Info.
+	AccessLog *accesslog.Writer
 }
 
 // Edge is the HTTPS edge. New builds it without binding; Start binds.

@@ -8,9 +8,10 @@
 // logged once.
 //
 // The proxy fills a Line at the end of each request (proxy/chain.go,
-// finish); cmd/fedigate builds the Writer over stderr, shares its output
-// lock with the main logger (Direct), exports Dropped as a metric (admin)
-// and closes it on shutdown.
+// finish); cmd/fedigate builds the Writer over stderr (behind the lock it
+// shares with the main logger, so that a chunk and a log line never cut
+// into each other), exports Dropped as a metric (admin), flushes it on
+// reload and closes it on shutdown.
 package accesslog
 
 import (
@@ -48,7 +49,8 @@ type Options struct {
 }
 
 // Writer is an access log. Log is safe for concurrent use and never
-// blocks on the output.
+// blocks on the output. Each chunk is one Write to the output: a shared
+// output must make each Write whole.
 type Writer struct {
 	out      io.Writer
 	format   Format
@@ -56,8 +58,6 @@ type Writer struct {
 	max      int
 	chunk    int
 	log      *slog.Logger
-
-	outMu sync.Mutex // held while writing to out: chunks and Direct's lines never interleave
 
 	mu     sync.Mutex
 	buf    []byte // lines waiting
@@ -156,18 +156,6 @@ func (w *Writer) Log(l *Line) {
 // Dropped is how many lines were dropped since New.
 func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 
-// Direct is an io.Writer to the same output for other logs (the main
-// slog handler): each Write goes out at once, never inside a chunk.
-func (w *Writer) Direct() io.Writer { return direct{w} }
-
-type direct struct{ w *Writer }
-
-func (d direct) Write(p []byte) (int, error) {
-	d.w.outMu.Lock()
-	defer d.w.outMu.Unlock()
-	return d.w.out.Write(p)
-}
-
 // Flush writes out every line logged before it; it gives up when ctx ends
 // (the output is stuck), and the lines stay queued.
 func (w *Writer) Flush(ctx context.Context) error {
@@ -244,9 +232,7 @@ func (w *Writer) flush() error {
 	if len(w.spare) == 0 {
 		return nil
 	}
-	w.outMu.Lock()
 	_, err := w.out.Write(w.spare)
-	w.outMu.Unlock()
 	if err != nil {
 		w.cleanSince = time.Time{}
 		w.drop(bytes.Count(w.spare, []byte{'\n'}), err)

@@ -1,8 +1,6 @@
 package accesslog
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -13,25 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fedigate/fedigate/internal/testenv"
 )
-
-// syncBuffer is an output tests can read while the Writer writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func newWriter(t *testing.T, out io.Writer, opts Options) *Writer {
 	t.Helper()
@@ -74,7 +56,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 // Every line logged from many goroutines is written by Close, none torn:
 // the SIGTERM path.
 func TestCloseWritesEveryLine(t *testing.T) {
-	var out syncBuffer
+	var out testenv.LogBuffer
 	w, err := New(&out, Options{FlushInterval: time.Hour, ChunkBytes: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +99,7 @@ func TestCloseWritesEveryLine(t *testing.T) {
 
 // Flush writes what waits, before any timer (the reload path).
 func TestFlushWritesQueuedLines(t *testing.T) {
-	var out syncBuffer
+	var out testenv.LogBuffer
 	w := newWriter(t, &out, Options{FlushInterval: time.Hour, Format: JSON})
 	l := sampleLine()
 	w.Log(&l)
@@ -135,13 +117,13 @@ func TestFlushWritesQueuedLines(t *testing.T) {
 
 // Lines reach the output on the timer alone, and when a chunk fills.
 func TestTimerAndChunkFlush(t *testing.T) {
-	var out syncBuffer
+	var out testenv.LogBuffer
 	w := newWriter(t, &out, Options{FlushInterval: 20 * time.Millisecond})
 	l := sampleLine()
 	w.Log(&l)
 	waitFor(t, "the timer writes the line", func() bool { return out.String() == slogLine(Text, &l) })
 
-	var full syncBuffer
+	var full testenv.LogBuffer
 	w = newWriter(t, &full, Options{FlushInterval: time.Hour, ChunkBytes: 1024})
 	for range 1024/len(slogLine(Text, &l)) + 1 {
 		w.Log(&l)
@@ -215,9 +197,9 @@ func TestStuckOutputDropsNeverBlocks(t *testing.T) {
 	}
 	defer pw.Close()
 	v := readThrough(t, r)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	w := newWriter(t, pw, Options{FlushInterval: 10 * time.Millisecond, BufferBytes: 32 << 10, ChunkBytes: 4 << 10,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		Logger: logs.Logger()})
 	warns := func() int { return strings.Count(logs.String(), "buffer full") }
 
 	floodUntilDrops(t, w)
@@ -247,8 +229,8 @@ func TestWriteErrorCountsLostLines(t *testing.T) {
 	}
 	_ = r.Close() // every write: EPIPE
 	defer pw.Close()
-	var logs syncBuffer
-	w := newWriter(t, pw, Options{FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var logs testenv.LogBuffer
+	w := newWriter(t, pw, Options{FlushInterval: time.Hour, Logger: logs.Logger()})
 	l := sampleLine()
 	for range 10 {
 		w.Log(&l)
@@ -288,52 +270,5 @@ func TestFlushAndCloseGiveUpOnStuckOutput(t *testing.T) {
 	v.set(true)
 	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// tearingWriter writes in small pieces with yields between, as a pipe
-// may split a large write.
-type tearingWriter struct{ syncBuffer }
-
-func (tw *tearingWriter) Write(p []byte) (int, error) {
-	for i := 0; i < len(p); i += 7 {
-		_, _ = tw.syncBuffer.Write(p[i:min(i+7, len(p))])
-		runtime.Gosched()
-	}
-	return len(p), nil
-}
-
-// The main logger writing through Direct never lands inside a chunk.
-func TestDirectNeverInterleavesWithChunks(t *testing.T) {
-	var out tearingWriter
-	w := newWriter(t, &out, Options{FlushInterval: time.Millisecond, ChunkBytes: 512})
-	main := slog.New(slog.NewTextHandler(w.Direct(), nil))
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for range 300 {
-			l := sampleLine()
-			w.Log(&l)
-		}
-	})
-	wg.Go(func() {
-		for range 300 {
-			main.Info("other event", "k", "v")
-		}
-	})
-	wg.Wait()
-	if err := w.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(out.String()))
-	n := 0
-	for sc.Scan() {
-		s := sc.Text()
-		n++
-		if !strings.HasSuffix(s, " route=web") && !strings.HasSuffix(s, "msg=\"other event\" k=v") {
-			t.Fatalf("torn line %q", s)
-		}
-	}
-	if n != 600 {
-		t.Fatalf("%d lines, want 600", n)
 	}
 }
