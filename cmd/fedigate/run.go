@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,8 +21,21 @@ const defaultConfigPath = "./fedigate.toml"
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", defaultConfigPath, "config file; when the default is absent, the built-in default runs")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit (scripts/pgo)")
 	if !parseFlags(fs, args, stderr) {
 		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintln(stderr, "-cpuprofile:", err)
+			}
+		}()
 	}
 	explicit := isFlagSet(fs, "config")
 	cfg, err := loadConfig(*path, explicit)
