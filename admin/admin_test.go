@@ -152,3 +152,12 @@ func BenchmarkMetricsRequest(b *testing.B) {
 		m.Request("web", 200, time.Millisecond)
 	}
 }
+
+func TestAccessLogDroppedMetric(t *testing.T) {
+	m := NewMetrics()
+	m.AccessLogDropped(func() uint64 { return 7 })
+	s := startAdmin(t, Options{Metrics: m})
+	if _, body := get(t, "http://"+s.Addr().String()+"/metrics"); !strings.Contains(body, "fedigate_accesslog_dropped_lines_total 7") {
+		t.Errorf("metrics lack the dropped lines:\n%s", body)
+	}
+}

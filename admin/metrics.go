@@ -143,3 +143,13 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// AccessLogDropped exports dropped (the access log's count of the lines
+// it dropped: buffer full, write failed) as
+// fedigate_accesslog_dropped_lines_total. Called once, when an access log
+// is built.
+func (m *Metrics) AccessLogDropped(dropped func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "fedigate_accesslog_dropped_lines_total", Help: "Access-log lines dropped because the output did not keep up (buffer full) or failed.",
+	}, func() float64 { return float64(dropped()) }))
+}

@@ -43,55 +43,53 @@ func BenchmarkRouting(b *testing.B) {
 // A/B of the two: the lean client stays only while it buys 15% or more),
 // and ReverseProxy for a POST (its only path).
 func BenchmarkHandlerProxySmallJSON(b *testing.B) {
+	be := smallJSONBackend(b)
+	discard := slog.New(slog.DiscardHandler)
+	b.Run("lean/GET", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard}, http.MethodGet) })
+	b.Run("reverseproxy/GET", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard, noLean: true}, http.MethodGet) })
+	b.Run("reverseproxy/POST", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard}, http.MethodPost) })
+}
+
+func smallJSONBackend(b *testing.B) *httptest.Server {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
 	}))
 	b.Cleanup(be.Close)
-	for _, bc := range []struct {
-		name   string
-		noLean bool
-		method string
-	}{
-		{"lean/GET", false, http.MethodGet},
-		{"reverseproxy/GET", true, http.MethodGet},
-		{"reverseproxy/POST", false, http.MethodPost},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			cfg := testConfig(b, be.URL, "")
-			tc, _ := testTLS(b)
-			e, err := New(cfg, Options{TLSConfig: tc, Logger: slog.New(slog.DiscardHandler), noLean: bc.noLean})
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := e.Handler()
-			b.ReportAllocs()
-			for b.Loop() {
-				var body io.Reader
-				if bc.method == http.MethodPost {
-					body = strings.NewReader(`{"type":"Create"}`)
-				}
-				req := httptest.NewRequest(bc.method, "https://example.test/api/v1/accounts/1", body)
-				req.RemoteAddr = "192.0.2.1:50000"
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != 200 {
-					b.Fatal(w.Code)
-				}
-			}
-		})
+	return be
+}
+
+// benchHandler runs method /api/v1/accounts/1 (a POST with a small body)
+// through an edge's handler with opts, in-process.
+func benchHandler(b *testing.B, be *httptest.Server, opts Options, method string) {
+	tc, _ := testTLS(b)
+	opts.TLSConfig = tc
+	e, err := New(testConfig(b, be.URL, ""), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := e.Handler()
+	req := httptest.NewRequest(method, "https://example.test/api/v1/accounts/1", nil)
+	req.RemoteAddr = "192.0.2.1:50000"
+	body := strings.NewReader(`{"type":"Create"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if method == http.MethodPost {
+			body.Reset(`{"type":"Create"}`)
+			req.Body, req.ContentLength = io.NopCloser(body), int64(body.Len())
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
 	}
 }
 
 // benchEdge starts an edge with HTTP/3 in front of a small-JSON backend.
 func benchEdge(b *testing.B) *testEdge {
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
-	}))
-	b.Cleanup(be.Close)
-	cfg := testConfig(b, be.URL, "")
+	cfg := testConfig(b, smallJSONBackend(b).URL, "")
 	cfg.Server.HTTP3 = true
 	return startEdge(b, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
 }

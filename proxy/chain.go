@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/accesslog"
 	"github.com/fedigate/fedigate/internal/backendroute"
 	"github.com/fedigate/fedigate/internal/httplog"
 )
@@ -31,7 +32,8 @@ import (
 type chain struct {
 	cfg       *configs.Config
 	log       *slog.Logger
-	errorLog  *stdlog.Logger // net/http's and ReverseProxy's own errors (httplog.ErrorLog)
+	errorLog  *stdlog.Logger    // net/http's and ReverseProxy's own errors (httplog.ErrorLog)
+	access    *accesslog.Writer // nil: the access log goes through log
 	observe   func(route string, status int, d time.Duration)
 	tls       *tls.Config
 	hosts     map[string]struct{} // lower-case names; nil = any
@@ -88,6 +90,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		cfg:       cfg,
 		log:       log,
 		errorLog:  httplog.ErrorLog(log, "edge"),
+		access:    opts.AccessLog,
 		observe:   opts.Observe,
 		hsts:      cfg.Server.HSTS,
 		maxBody:   cfg.Server.MaxRequestBody,
@@ -362,7 +365,10 @@ func (c *chain) finish(st *reqState, r *http.Request, start time.Time) {
 	if c.observe != nil {
 		c.observe(st.route, status, d)
 	}
-	if c.log.Enabled(r.Context(), slog.LevelInfo) {
+	if c.access != nil {
+		c.access.Log(&accesslog.Line{Time: now, Client: st.client, Method: r.Method, Path: r.URL.Path,
+			Status: status, Bytes: st.bytes, Duration: d, Route: st.route})
+	} else if c.log.Enabled(r.Context(), slog.LevelInfo) {
 		c.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("client", st.client.String()),
 			slog.String("method", r.Method),

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/accesslog"
 )
 
 // Options are the parts of the edge that are not in the config file.
@@ -59,6 +60,10 @@ type Options struct {
 	// noLean sends every request through ReverseProxy (tests and the A/B
 	// benchmark of the two backend paths).
 	noLean bool
+
+	// AccessLog receives the access log instead of Logger: buffered, no
+	// allocation, never blocking a request; nil = Logger at level Info.
+	AccessLog *accesslog.Writer
 }
 
 // Edge is the HTTPS edge. New builds it without binding; Start binds.

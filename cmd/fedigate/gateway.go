@@ -15,6 +15,7 @@ import (
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
+	"github.com/fedigate/fedigate/internal/accesslog"
 	"github.com/fedigate/fedigate/proxy"
 	"github.com/fedigate/fedigate/ratelimit"
 	"github.com/fedigate/fedigate/signupgate"
@@ -28,6 +29,7 @@ import (
 type gateway struct {
 	cfg     *configs.Config
 	log     *slog.Logger
+	access  *accesslog.Writer // nil: no access lines (log.level above info)
 	metrics *admin.Metrics
 	certs   *certs.Source
 	limiter *ratelimit.Limiter
@@ -42,8 +44,11 @@ type gateway struct {
 
 // buildGateway constructs every part for cfg, binding nothing. On error,
 // what was built is closed again.
-func buildGateway(cfg *configs.Config, log *slog.Logger) (_ *gateway, err error) {
-	g := &gateway{cfg: cfg, log: log, metrics: admin.NewMetrics(), stopCerts: make(chan struct{})}
+func buildGateway(cfg *configs.Config, log *slog.Logger, access *accesslog.Writer) (_ *gateway, err error) {
+	g := &gateway{cfg: cfg, log: log, access: access, metrics: admin.NewMetrics(), stopCerts: make(chan struct{})}
+	if access != nil {
+		g.metrics.AccessLogDropped(access.Dropped)
+	}
 	defer func() {
 		if err != nil { // every "return nil, err" below: close what was built
 			_ = g.shutdown(context.Background()) // nothing is bound: this only closes
@@ -134,6 +139,7 @@ func observeLimit(m *admin.Metrics, d ratelimit.Decision) {
 func (g *gateway) edgeOptions() proxy.Options {
 	return proxy.Options{
 		Logger:       g.log,
+		AccessLog:    g.access,
 		TLSConfig:    g.certs.TLSConfig(),
 		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.guard.Middleware},
 		GuardNames:   []string{"ratelimit", "signupgate"},

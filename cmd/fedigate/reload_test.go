@@ -107,7 +107,7 @@ func (s reloadSetup) load(t *testing.T) *configs.Config {
 func startInProcess(t *testing.T, cfg *configs.Config) (*gateway, *testenv.LogBuffer) {
 	t.Helper()
 	logs := &testenv.LogBuffer{}
-	g, err := buildGateway(cfg, logs.Logger())
+	g, err := buildGateway(cfg, logs.Logger(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

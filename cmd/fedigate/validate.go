@@ -49,7 +49,7 @@ func constructAll(cfg *configs.Config) error {
 		c.TLS.Mode = configs.TLSSelfSigned
 		c.TLS.ACMEEmail, c.TLS.ACMECA, c.TLS.ACMECARoot = "", "", ""
 	}
-	g, err := buildGateway(&c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g, err := buildGateway(&c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		return err
 	}
