@@ -50,6 +50,9 @@ type Server struct {
 	IdleTimeout       time.Duration  `toml:"idle_timeout"`
 	ShutdownTimeout   time.Duration  `toml:"shutdown_timeout"`
 	HSTS              string         `toml:"hsts"`
+	// MaxStreamsPerClient bounds the open websockets and event streams of
+	// the streaming route per client (IPv6 per ratelimit.ipv6_prefix).
+	MaxStreamsPerClient int `toml:"max_streams_per_client"`
 }
 
 // TLS is the [tls] section.

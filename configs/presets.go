@@ -48,6 +48,8 @@ func Default(preset string) (*Config, error) {
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
 			HSTS:              "max-age=63072000; includeSubDomains",
+
+			MaxStreamsPerClient: 64, // a browser tab holds one
 		},
 		TLS: TLS{Mode: TLSSelfSigned, StateDir: "./fedigate-state"},
 		Backend: Backend{

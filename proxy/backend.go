@@ -22,7 +22,7 @@ import (
 type backends struct {
 	transport *http.Transport
 	web       *httputil.ReverseProxy
-	stream    *httputil.ReverseProxy
+	stream    *streamRoute
 	h1        *h1Client // nil for an https backend.web
 	c         *chain
 }
@@ -73,14 +73,7 @@ func newBackends(b configs.Backend, c *chain) (*backends, error) {
 		ErrorHandler:   c.proxyError,
 		ModifyResponse: modify,
 	}
-	bk.stream = &httputil.ReverseProxy{
-		Rewrite:        rewriteTo(streamURL),
-		Transport:      t,
-		BufferPool:     pool,
-		FlushInterval:  -1,
-		ErrorHandler:   c.proxyError,
-		ModifyResponse: modify,
-	}
+	bk.stream = newStreamRoute(c, streamURL, b, t, pool, modify)
 	return bk, nil
 }
 
@@ -132,20 +125,8 @@ func (b *backends) serveWeb(w http.ResponseWriter, r *http.Request) {
 	b.web.ServeHTTP(w, r)
 }
 
-// serveStream proxies unbuffered; the request ends when the client goes,
-// or when the edge shuts down (after its drain).
-func (b *backends) serveStream(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithCancel(r.Context())
-	stop := context.AfterFunc(b.c.edge.streamCtx, cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
-	if conn, ok := r.Context().Value(connKey{}).(net.Conn); ok {
-		defer b.c.edge.conns.forget(conn)
-	}
-	b.stream.ServeHTTP(w, r.WithContext(ctx))
-}
+// serveStream serves the streaming route (websocket.go).
+func (b *backends) serveStream(w http.ResponseWriter, r *http.Request) { b.stream.serve(w, r) }
 
 func (b *backends) closeIdle() {
 	b.transport.CloseIdleConnections()

@@ -53,6 +53,7 @@ type edgeState struct {
 	streamCtx    context.Context
 	streamCancel context.CancelFunc
 	conns        connTracker
+	streams      streams                // open streams per client (streams.go)
 	listenPort   atomic.Int32           // the bound HTTPS port, for redirects
 	altSvc       atomic.Pointer[string] // Alt-Svc for HTTP/3; nil or "" = none
 }
