@@ -179,6 +179,7 @@ type reqState struct {
 	route    string
 	client   netip.Addr
 	counted  bool
+	stream   bool // the path is the streaming route's (IsStreaming)
 	body     *bodyGuard
 	ctx      stateCtx
 	wroteHdr bool
@@ -316,6 +317,7 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cleanRequestHeaders(r.Header, trusted)
 	st.ctx = stateCtx{Context: r.Context(), st: st}
+	st.stream = c.routes.isStreaming(r.URL.Path)
 	c.inner.ServeHTTP(st, r.WithContext(&st.ctx))
 }
 

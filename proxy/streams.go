@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -15,9 +16,12 @@ import (
 // ends. Clients are counted as the rate limits count them (IPv6 per
 // ratelimit.ipv6_prefix network), through ratelimit.Keyer.
 type streams struct {
-	mu    sync.Mutex
-	open  map[ratelimit.ClientKey]int
-	total int
+	mu      sync.Mutex
+	open    map[ratelimit.ClientKey]int
+	total   int
+	ws      map[*wsConn]struct{} // open websockets, told when the edge shuts down
+	closing bool                 // the edge shuts down
+	watch   sync.Once            // registers goAway on the edge's stream context
 }
 
 // streamSlot is one admitted stream; release frees it, once.
@@ -72,4 +76,50 @@ func (s *streams) wait(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// addWS tracks ws until removeWS; once ctx (the edge's stream context)
+// ends, every websocket is told to go away (one watch for all of them,
+// rather than a context.AfterFunc each).
+func (s *streams) addWS(ctx context.Context, ws *wsConn) {
+	s.watch.Do(func() { context.AfterFunc(ctx, s.goAway) })
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		if s.ws == nil {
+			s.ws = map[*wsConn]struct{}{}
+		}
+		s.ws[ws] = struct{}{}
+	}
+	s.mu.Unlock()
+	if closing {
+		ws.shutdown()
+	}
+}
+
+func (s *streams) removeWS(ws *wsConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.ws, ws)
+}
+
+func (s *streams) goAway() {
+	s.mu.Lock()
+	s.closing = true
+	open := make([]*wsConn, 0, len(s.ws))
+	for ws := range s.ws {
+		open = append(open, ws)
+	}
+	s.mu.Unlock()
+	for _, ws := range open {
+		ws.shutdown()
+	}
+}
+
+// IsStreaming reports whether the edge sends r to the streaming backend
+// (for the rate limits: a token may come in Sec-WebSocket-Protocol
+// there). Outside the edge it is false.
+func IsStreaming(r *http.Request) bool {
+	st := stateOf(r)
+	return st != nil && st.stream
 }

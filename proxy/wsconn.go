@@ -42,7 +42,6 @@ type wsConn struct {
 	goingAway  atomic.Bool // set by the edge's shutdown
 	clientGone atomic.Bool // pumpUp ended: nothing more to tell the client
 	running    atomic.Int32
-	stopWatch  func() bool
 	up, down   atomic.Int64 // bytes passed on
 	code       int          // close code sent to the client; 0 = none (pumpDown's, read after both ended)
 	cause      error        // why the backend's side ended (pumpDown's)
@@ -60,7 +59,7 @@ func newWSConn(s *streamRoute, client, backend net.Conn, sl *streamSlot, addr ne
 // after its upgrade request) to the backend.
 func (ws *wsConn) start(head []byte, frames int, early []byte) {
 	ws.running.Store(2)
-	ws.stopWatch = context.AfterFunc(ws.s.c.edge.streamCtx, ws.shutdown)
+	ws.s.c.edge.streams.addWS(ws.s.c.edge.streamCtx, ws)
 	go ws.pumpDown(head, frames)
 	go ws.pumpUp(early)
 }
@@ -176,7 +175,7 @@ func (ws *wsConn) done() {
 	if ws.running.Add(-1) != 0 {
 		return
 	}
-	ws.stopWatch()
+	ws.s.c.edge.streams.removeWS(ws)
 	ws.slot.release()
 	log := ws.s.c.log
 	attrs := []slog.Attr{
