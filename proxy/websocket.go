@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/copybuf"
 	"github.com/fedigate/fedigate/ratelimit"
 )
 
@@ -54,33 +54,38 @@ const relayBufSize = 16 << 10
 // sending when the edge shuts down.
 const closeWait = 2 * time.Second
 
-func newStreamRoute(c *chain, target *url.URL, b configs.Backend, transport http.RoundTripper, pool httputil.BufferPool, modify func(*http.Response) error) *streamRoute {
+func newStreamRoute(c *chain, target *httpTarget, b configs.Backend, transport http.RoundTripper, modify func(*http.Response) error) *streamRoute {
 	s := &streamRoute{
 		c:    c,
 		keys: ratelimit.NewKeyer(c.cfg.RateLimit.IPv6Prefix),
 		max:  c.cfg.Server.MaxStreamsPerClient,
 		send: c.send,
-		h1:   newH1Client(target, b.ConnectTimeout, b.ResponseTimeout, 0, c.log, c.proxyError),
+		h1:   newH1Client(target, b, c),
 	}
-	s.h1.dropHSTS = c.hsts != ""
+	s.h1.maxIdle = 0 // an answer that is not a 101 closes its connection
 	s.sse = &httputil.ReverseProxy{
 		Rewrite:        rewriteTo(target),
 		Transport:      transport,
-		BufferPool:     pool,
+		BufferPool:     copybuf.Shared,
 		FlushInterval:  -1,
 		ErrorHandler:   c.proxyError,
+		ErrorLog:       c.errorLog,
 		ModifyResponse: modify,
 	}
-	port := target.Port()
-	if target.Scheme == "https" {
-		s.tls = &tls.Config{ServerName: target.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	host, port, err := net.SplitHostPort(target.host)
+	if err != nil {
+		host, port = target.host, ""
+	}
+	host = strings.Trim(host, "[]")
+	if target.scheme == "https" {
+		s.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 		if port == "" {
 			port = "443"
 		}
 	} else if port == "" {
 		port = "80"
 	}
-	s.addr = net.JoinHostPort(target.Hostname(), port)
+	s.addr = net.JoinHostPort(host, port)
 	s.bufs.New = func() any { b := make([]byte, relayBufSize); return &b }
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4<<10) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 2<<10) }
@@ -104,7 +109,7 @@ func upgradeOf(r *http.Request) string {
 // the client goes, or when the edge shuts down (after its drain).
 func (s *streamRoute) serve(w http.ResponseWriter, r *http.Request) {
 	if _, asks := r.Header["Upgrade"]; asks && upgradeOf(r) == "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
-		s.c.plainError(w, http.StatusBadRequest, "bad request: only websocket upgrades are proxied")
+		s.c.edgeError(w, r, http.StatusBadRequest, "bad request: only websocket upgrades are proxied")
 		return
 	}
 	sl, ok := s.admit(w, r)
@@ -136,7 +141,7 @@ func (s *streamRoute) admit(w http.ResponseWriter, r *http.Request) (*streamSlot
 	s.c.log.Info("stream refused: too many open streams", "client", s.keys.Text(client),
 		"path", r.URL.Path, "max_streams_per_client", s.max)
 	w.Header().Set("Retry-After", "10")
-	s.c.plainError(w, http.StatusTooManyRequests, "too many requests: too many open streams from this address")
+	s.c.edgeError(w, r, http.StatusTooManyRequests, "too many requests: too many open streams from this address")
 	return nil, false
 }
 
@@ -152,13 +157,16 @@ func (s *streamRoute) serveWebsocket(w http.ResponseWriter, r *http.Request, sl 
 		}
 	}()
 	if r.ProtoMajor != 1 {
-		s.c.plainError(w, http.StatusBadRequest, "bad request: a websocket upgrade needs HTTP/1.1")
+		s.c.edgeError(w, r, http.StatusBadRequest, "bad request: a websocket upgrade needs HTTP/1.1")
 		return
 	}
 	size, err := s.h1.checkHeaders(r)
 	if err != nil {
 		s.c.proxyError(w, r, err)
 		return
+	}
+	if st := stateOf(r); st != nil {
+		st.saveEdge() // a 1xx answer cannot take the edge's headers away
 	}
 	ctx := r.Context()
 	pc, err := s.dial(ctx)
@@ -231,11 +239,12 @@ func (s *streamRoute) dial(ctx context.Context) (*h1Conn, error) {
 		}
 		nc = tc
 	}
-	br := s.readers.Get().(*bufio.Reader)
-	br.Reset(nc)
-	bw := s.writers.Get().(*bufio.Writer)
-	bw.Reset(nc)
-	return &h1Conn{nc: nc, br: br, bw: bw}, nil
+	pc := &h1Conn{nc: nc, bw: s.writers.Get().(*bufio.Writer)}
+	pc.bw.Reset(nc)
+	pc.lr = limitReader{nc: nc, left: -1} // exchange bounds the answer's header
+	pc.br = s.readers.Get().(*bufio.Reader)
+	pc.br.Reset(&pc.lr)
+	return pc, nil
 }
 
 func (s *streamRoute) dropConn(pc *h1Conn) {
@@ -251,10 +260,7 @@ func resetWriter(bw *bufio.Writer) *bufio.Writer { bw.Reset(nil); return bw }
 // switchingHead is the 101 the client gets: the backend's header less its
 // hop-by-hop fields, with the edge's own (HSTS, rate-limit headers).
 func (s *streamRoute) switchingHead(edge, backend http.Header) []byte {
-	removeHopHeaders(backend)
-	if s.h1.dropHSTS {
-		delete(backend, "Strict-Transport-Security")
-	}
+	s.c.cleanResponseHeader(backend) // its Connection and Upgrade are written here
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
 	for _, h := range [2]http.Header{edge, backend} {
