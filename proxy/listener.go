@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -198,13 +197,4 @@ func (t *connTracker) closeAll() {
 		_ = c.Close()
 		delete(t.conns, c)
 	}
-}
-
-// slogWriter sends net/http's own error log (TLS handshake errors, bad
-// requests) to the logger at Debug.
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Debug("http server", "msg", string(p))
-	return len(p), nil
 }
