@@ -22,6 +22,7 @@ import (
 
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/internal/backendroute"
+	"github.com/fedigate/fedigate/internal/httplog"
 )
 
 // chain is everything one configuration decides: the handler of the edge
@@ -30,7 +31,7 @@ import (
 type chain struct {
 	cfg       *configs.Config
 	log       *slog.Logger
-	errorLog  *stdlog.Logger // net/http's and ReverseProxy's own errors, to log at Debug
+	errorLog  *stdlog.Logger // net/http's and ReverseProxy's own errors (httplog.ErrorLog)
 	observe   func(route string, status int, d time.Duration)
 	tls       *tls.Config
 	hosts     map[string]struct{} // lower-case names; nil = any
@@ -87,6 +88,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 	c := &chain{
 		cfg:       cfg,
 		log:       log,
+		errorLog:  httplog.ErrorLog(log, "edge"),
 		observe:   opts.Observe,
 		hsts:      cfg.Server.HSTS,
 		maxBody:   cfg.Server.MaxRequestBody,
