@@ -28,8 +28,8 @@ import (
 // 101 the handler returns (so net/http's buffers and the request go), the
 // upgrade's buffers go back to their pools, and two goroutines, one per
 // direction, wait for their side to become readable without holding a
-// buffer (wsready_unix.go); a relay buffer is lent from a pool only while
-// data is passed on. Such a websocket holds crypto/tls's own record
+// buffer (wsready_unix.go); a copy buffer (internal/copybuf, larger than a
+// TLS record) is lent only while data is passed on. Such a websocket holds crypto/tls's own record
 // buffers, two sockets and two parked goroutines.
 type streamRoute struct {
 	c       *chain
@@ -40,14 +40,9 @@ type streamRoute struct {
 	keys    ratelimit.Keyer
 	max     int
 	send    time.Duration // a write to either side must get through in this
-	bufs    sync.Pool     // *[]byte relay buffers
 	readers sync.Pool     // *bufio.Reader for the upgrade's answer
 	writers sync.Pool     // *bufio.Writer for the upgrade request
 }
-
-// relayBufSize holds the largest TLS record's plaintext, so one read
-// takes a whole record.
-const relayBufSize = 16 << 10
 
 // closeWait is how long a side is given to finish after the other ended:
 // a client to answer a close frame, a backend to finish the frame it is
@@ -86,7 +81,6 @@ func newStreamRoute(c *chain, target *httpTarget, b configs.Backend, transport h
 		port = "80"
 	}
 	s.addr = net.JoinHostPort(host, port)
-	s.bufs.New = func() any { b := make([]byte, relayBufSize); return &b }
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4<<10) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 2<<10) }
 	return s

@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fedigate/fedigate/internal/copybuf"
 )
 
 // Close codes the edge sends a client itself (RFC 6455 section 7.4.1).
@@ -86,10 +87,10 @@ func (ws *wsConn) pumpDown(head []byte, frames int) {
 	if err != nil {
 		err = clientGone{err}
 	} else if ws.backend.tls {
-		err = ws.backend.drainPooled(&ws.s.bufs, deliver)
+		err = ws.backend.drainPooled(deliver)
 	}
 	for err == nil && !ws.goingAway.Load() {
-		err = ws.backend.next(&ws.s.bufs, deliver)
+		err = ws.backend.next(deliver)
 	}
 	var gone clientGone
 	switch {
@@ -124,7 +125,7 @@ func (ws *wsConn) finishFrame(fr *wsFrames) {
 	ws.backend.setReadDeadline(time.Now().Add(closeWait))
 	var err error
 	for err == nil {
-		err = ws.backend.next(&ws.s.bufs, func(p []byte) error {
+		err = ws.backend.next(func(p []byte) error {
 			if fr.atBoundary() {
 				return errBoundary
 			}
@@ -159,10 +160,10 @@ func (ws *wsConn) pumpUp(early []byte) {
 		_ = deliver(early)
 	}
 	if ws.client.tls {
-		err = ws.client.drainPooled(&ws.s.bufs, deliver)
+		err = ws.client.drainPooled(deliver)
 	}
 	for err == nil {
-		err = ws.client.next(&ws.s.bufs, deliver)
+		err = ws.client.next(deliver)
 	}
 	// the client left, or pumpDown ended and gave it closeWait
 	ws.clientGone.Store(true)
@@ -250,14 +251,14 @@ func (sd *side) write(p []byte, timeout time.Duration) error {
 
 // next waits until the side is readable, then reads what is there into a
 // pooled buffer and delivers it.
-func (sd *side) next(bufs *sync.Pool, deliver func([]byte) error) error {
+func (sd *side) next(deliver func([]byte) error) error {
 	if sd.raw != nil {
 		if err := sd.raw.Read(sd.ready); err != nil {
 			return err
 		}
 	}
-	bp := bufs.Get().(*[]byte)
-	defer bufs.Put(bp)
+	bp := copybuf.Shared.Borrow()
+	defer copybuf.Shared.Return(bp)
 	n, err := sd.c.Read(*bp)
 	if n > 0 {
 		if werr := deliver((*bp)[:n]); werr != nil {
@@ -270,9 +271,9 @@ func (sd *side) next(bufs *sync.Pool, deliver func([]byte) error) error {
 	return sd.drain(*bp, deliver)
 }
 
-func (sd *side) drainPooled(bufs *sync.Pool, deliver func([]byte) error) error {
-	bp := bufs.Get().(*[]byte)
-	defer bufs.Put(bp)
+func (sd *side) drainPooled(deliver func([]byte) error) error {
+	bp := copybuf.Shared.Borrow()
+	defer copybuf.Shared.Return(bp)
 	return sd.drain(*bp, deliver)
 }
 
