@@ -110,3 +110,17 @@ func TestRuleExceptPaths(t *testing.T) {
 		t.Fatal("an except path without / accepted")
 	}
 }
+
+// BenchmarkSignedIn: an anonymous API request with a query, the case an
+// unauthenticated rule checks most.
+func BenchmarkSignedIn(b *testing.B) {
+	l := &Limiter{opts: Options{Streaming: func(*http.Request) bool { return false }}}
+	r := httptest.NewRequest("GET", "http://example.test/api/v1/timelines/public?local=true&limit=20", nil)
+	r.Header.Set("Cookie", "a=1; b=2")
+	b.ReportAllocs()
+	for b.Loop() {
+		if l.signedIn(r) {
+			b.Fatal("signed in")
+		}
+	}
+}
