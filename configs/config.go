@@ -50,6 +50,9 @@ type Server struct {
 	IdleTimeout       time.Duration  `toml:"idle_timeout"`
 	ShutdownTimeout   time.Duration  `toml:"shutdown_timeout"`
 	HSTS              string         `toml:"hsts"`
+	// MaxStreamsPerClient bounds the open websockets and event streams of
+	// the streaming route per client (IPv6 per ratelimit.ipv6_prefix).
+	MaxStreamsPerClient int `toml:"max_streams_per_client"`
 }
 
 // TLS is the [tls] section.
@@ -114,12 +117,16 @@ const (
 type Rule struct {
 	Name    string   `toml:"name"`
 	Methods []string `toml:"methods"` // upper case; empty = any method
-	// Paths are exact paths, or prefixes when they end in "*".
+	// Paths are exact paths, or prefixes when they end in "*"; Except,
+	// written alike, are paths among them the rule never counts.
 	Paths  []string      `toml:"paths"`
+	Except []string      `toml:"except"`
 	Limit  int           `toml:"limit"`
 	Period time.Duration `toml:"period"`
-	// Unauthenticated: count only requests with no Authorization header
-	// and no session cookie (Mastodon's "unauthenticated API" throttle).
+	// Unauthenticated: count only requests that carry no credentials: no
+	// Authorization header, no access_token or bearer_token query or form
+	// parameter, no session cookie, and on the streaming route no
+	// Sec-WebSocket-Protocol (Mastodon's "unauthenticated API" throttle).
 	Unauthenticated bool           `toml:"unauthenticated"`
 	Exempt          []netip.Prefix `toml:"exempt"`
 	// Disabled drops a preset rule of the same name.

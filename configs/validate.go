@@ -52,6 +52,9 @@ func validateServer(c *Config, fs *faults) {
 	if strings.ContainsAny(s.HSTS, "\r\n") {
 		fs.bad("server.hsts", "must be one line")
 	}
+	if s.MaxStreamsPerClient < 1 || s.MaxStreamsPerClient > 100_000 {
+		fs.bad("server.max_streams_per_client", "%d: want 1 to 100000 open websockets and event streams per client (each browser tab holds one)", s.MaxStreamsPerClient)
+	}
 }
 
 func validateTLS(c *Config, fs *faults) {

@@ -65,9 +65,14 @@ func validateRule(fs *faults, k string, r *Rule) {
 	if len(r.Paths) == 0 {
 		fs.bad(k+".paths", "rule %q needs paths, like [\"/auth\"] (a trailing * matches a prefix)", r.Name)
 	}
-	for i, p := range r.Paths {
-		if !strings.HasPrefix(p, "/") || strings.Contains(strings.TrimSuffix(p, "*"), "*") {
-			fs.bad(key(k+".paths", i), "%q: a path starts with / and may end in * (a prefix); no other wildcards", p)
+	for _, f := range [...]struct {
+		name  string
+		paths []string
+	}{{"paths", r.Paths}, {"except", r.Except}} {
+		for i, p := range f.paths {
+			if !strings.HasPrefix(p, "/") || strings.Contains(strings.TrimSuffix(p, "*"), "*") {
+				fs.bad(key(k+"."+f.name, i), "%q: a path starts with / and may end in * (a prefix); no other wildcards", p)
+			}
 		}
 	}
 	if r.Limit < 1 {

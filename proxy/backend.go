@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -21,7 +20,7 @@ import (
 type backends struct {
 	transport *http.Transport
 	web       *httputil.ReverseProxy
-	stream    *httputil.ReverseProxy
+	stream    *streamRoute
 	h1        *h1Client // nil for an https backend.web
 	c         *chain
 }
@@ -75,15 +74,7 @@ func newBackends(b configs.Backend, c *chain, noLean bool) (*backends, error) {
 		ErrorLog:       c.errorLog,
 		ModifyResponse: modify,
 	}
-	bk.stream = &httputil.ReverseProxy{
-		Rewrite:        rewriteTo(streamURL),
-		Transport:      t,
-		BufferPool:     copybuf.Shared,
-		FlushInterval:  -1,
-		ErrorHandler:   c.proxyError,
-		ErrorLog:       c.errorLog,
-		ModifyResponse: modify,
-	}
+	bk.stream = newStreamRoute(c, streamURL, b, t, modify)
 	return bk, nil
 }
 
@@ -116,23 +107,8 @@ func (b *backends) serveWeb(w http.ResponseWriter, r *http.Request) {
 	b.web.ServeHTTP(w, r)
 }
 
-// serveStream proxies unbuffered; the request ends when the client goes,
-// or when the edge shuts down (after its drain).
-func (b *backends) serveStream(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithCancel(r.Context())
-	stop := context.AfterFunc(b.c.edge.streamCtx, cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
-	if conn, ok := r.Context().Value(connKey{}).(net.Conn); ok {
-		defer b.c.edge.conns.forget(conn)
-	}
-	if st := stateOf(r); st != nil {
-		st.saveEdge()
-	}
-	b.stream.ServeHTTP(w, r.WithContext(ctx))
-}
+// serveStream serves the streaming route (websocket.go).
+func (b *backends) serveStream(w http.ResponseWriter, r *http.Request) { b.stream.serve(w, r) }
 
 func (b *backends) closeIdle() {
 	b.transport.CloseIdleConnections()

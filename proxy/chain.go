@@ -60,6 +60,7 @@ type edgeState struct {
 	streamCtx    context.Context
 	streamCancel context.CancelFunc
 	conns        connTracker
+	streams      streams                // open streams per client (streams.go)
 	listenPort   atomic.Int32           // the bound HTTPS port, for redirects
 	altSvc       atomic.Pointer[string] // Alt-Svc for HTTP/3; nil or "" = none
 }
@@ -188,6 +189,7 @@ type reqState struct {
 	route    string
 	client   netip.Addr
 	counted  bool
+	stream   bool // the path is the streaming route's (IsStreaming)
 	body     *bodyGuard
 	ctx      stateCtx
 	wroteHdr bool
@@ -345,6 +347,7 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = st.body
 	}
 	cleanRequestHeaders(r.Header, trusted)
+	st.stream = c.routes.isStreaming(r.URL.Path)
 	c.inner.ServeHTTP(st, r)
 }
 

@@ -265,6 +265,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	}
 	e.waitDrained(ctx)
 	e.state.streamCancel()
+	e.state.streams.wait(ctx) // websockets get their close frames, SSE ends
 	e.state.conns.closeAll()
 	for _, l := range ls {
 		if l != nil && l.h3 != nil {

@@ -197,7 +197,7 @@ func (c *h1Client) exchange(ctx context.Context, w http.ResponseWriter, pc *h1Co
 			}
 			return nil, true, err
 		}
-		if resp.StatusCode >= 200 {
+		if resp.StatusCode >= 200 || (resp.StatusCode == http.StatusSwitchingProtocols && upgradeOf(r) != "") {
 			break
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols || n == maxInformational {
@@ -285,6 +285,11 @@ func (c *h1Client) writeRequest(bw *bufio.Writer, r *http.Request) {
 	}
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		bw.WriteString("Te: trailers\r\n")
+	}
+	if up := upgradeOf(r); up != "" { // a websocket of the streaming route
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(up)
+		bw.WriteString("\r\n")
 	}
 	client := ClientAddr(r).String()
 	bw.WriteString(hdrForwardedFor + ": ")

@@ -85,6 +85,10 @@ type Options struct {
 	// passed here is never closed by the Limiter; it should be opened
 	// with ContextTimeoutEnabled so store_timeout bounds every wait.
 	Redis redis.UniversalClient
+	// Streaming reports whether a request goes to the streaming backend,
+	// where Sec-WebSocket-Protocol carries the token (Mastodon's web UI
+	// puts it there); nil = no request does (cmd passes proxy.IsStreaming).
+	Streaming func(*http.Request) bool
 	// Observe is called once per decision: for each rule that counted a
 	// request (or Allow call); nil = none.
 	Observe func(Decision)

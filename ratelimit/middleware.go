@@ -43,7 +43,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			}
 			if rl.unauthenticated {
 				if !authChecked {
-					authChecked, authed = true, authenticated(r.Header)
+					authChecked, authed = true, l.signedIn(r)
 				}
 				if authed {
 					continue

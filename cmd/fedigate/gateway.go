@@ -97,7 +97,7 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 	}
 	m := g.metrics
 	g.limiter, err = ratelimit.New(cfg.RateLimit, ratelimit.Options{
-		Logger: g.log, ClientAddr: proxy.ClientAddr, Observe: func(d ratelimit.Decision) { observeLimit(m, d) },
+		Logger: g.log, ClientAddr: proxy.ClientAddr, Streaming: proxy.IsStreaming, Observe: func(d ratelimit.Decision) { observeLimit(m, d) },
 	})
 	if err != nil {
 		return fmt.Errorf("ratelimit: %w", err)
