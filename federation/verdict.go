@@ -7,20 +7,20 @@ import "net/http"
 type Verdict uint8
 
 const (
-	Passed      Verdict = iota // went on to the backend
-	Unsigned                   // 401: no signature, with require_signature
-	Malformed                  // 401: a signature header that does not parse, with require_signature
-	Ambiguous                  // 401: key ids naming different hosts
-	Denied                     // 403: deny_domains or the blocklist
-	ClockSkew                  // 401: Date, created or expires outside max_clock_skew
-	Limited                    // 429: over limit per period
-	StoreDown                  // 503: the limit's store failed and on_store_error = "deny"
-	TooLarge                   // 413: over max_body
-	BadBody                    // 400 or 408: the body could not be read
-	BadDigest                  // 400: a Digest or Content-Digest that does not match
-	TooDeep                    // 400: JSON nested deeper than the filters read
-	Dropped                    // 202: a drop filter matched; never reached the backend
-	Rejected                   // 403: a reject filter matched
+	Passed    Verdict = iota // went on to the backend
+	Unsigned                 // 401: no signature, with require_signature
+	Malformed                // 401: a signature header that does not parse, with require_signature
+	Ambiguous                // 401: key ids naming different hosts
+	Denied                   // 403: deny_domains or the blocklist
+	ClockSkew                // 401: Date, created or expires outside max_clock_skew
+	Limited                  // 429: over limit per period
+	StoreDown                // 503: the limit's store failed and on_store_error = "deny"
+	TooLarge                 // 413: over max_body
+	BadBody                  // 400 or 408: the body could not be read
+	BadDigest                // 400: a Digest or Content-Digest that does not match
+	TooDeep                  // 400: JSON nested deeper than the filters read
+	Dropped                  // 202: a drop filter matched; never reached the backend
+	Rejected                 // 403: a reject filter matched
 )
 
 var verdictNames = [...]string{

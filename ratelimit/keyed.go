@@ -23,7 +23,6 @@ type Keyed struct {
 	l    *Limiter
 	r    rule
 	tab  *table // memory store
-	seed [2]maphash.Seed
 }
 
 // Keyed returns a keyed limit of limit events per period named name (the
@@ -33,8 +32,7 @@ func (l *Limiter) Keyed(name string, limit int, period time.Duration) (*Keyed, e
 		return nil, fmt.Errorf("ratelimit: keyed limit %q: want a name, a limit of 1 to %d and a period of at least 1ms", name, maxLimit)
 	}
 	k := &Keyed{l: l, r: rule{name: name, limit: limit, period: period, limitText: strconv.Itoa(limit),
-		id: "keyed:" + name + "|" + strconv.Itoa(limit) + "|" + strconv.FormatInt(period.Milliseconds(), 10)},
-		seed: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+		id: "keyed:" + name + "|" + strconv.Itoa(limit) + "|" + strconv.FormatInt(period.Milliseconds(), 10)}}
 	l.keyedMu.Lock()
 	defer l.keyedMu.Unlock()
 	if l.keyedClosed {
@@ -62,8 +60,8 @@ func (k *Keyed) Allow(ctx context.Context, client netip.Addr, key string) (Resul
 		ck := l.keyer.keyOf(client)
 		// The key is folded into the client's 128 bits by a keyed hash: a
 		// sender cannot choose a key whose count is another's.
-		ck.front ^= maphash.String(k.seed[0], key)
-		ck.back ^= maphash.String(k.seed[1], key)
+		ck.front ^= maphash.String(k.tab.keySeed[0], key)
+		ck.back ^= maphash.String(k.tab.keySeed[1], key)
 		l.mem.decideOne(k.tab, ck, l.mem.clock(), &res)
 	} else {
 		_, counted := l.keyer.key(client)
