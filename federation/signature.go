@@ -66,6 +66,8 @@ func (c *claim) merge(keyID string) {
 func (c *claim) finish() claim {
 	if c.status == sigOK {
 		c.domain = backendroute.LowerASCII(c.domain)
+	} else {
+		c.domain = ""
 	}
 	return *c
 }

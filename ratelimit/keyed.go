@@ -20,9 +20,9 @@ import (
 // same name, limit and period made from a Limiter built by Reconfigure
 // shares its counts.
 type Keyed struct {
-	l    *Limiter
-	r    rule
-	tab  *table // memory store
+	l   *Limiter
+	r   rule
+	tab *table // memory store
 }
 
 // Keyed returns a keyed limit of limit events per period named name (the
