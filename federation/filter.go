@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
@@ -87,35 +88,46 @@ func (f *filters) test(v []byte, done uint64) uint64 {
 }
 
 // containsFold reports whether h contains sub (lower case) without
-// regard to ASCII case.
+// regard to ASCII case. Candidates are found with bytes.IndexByte.
 func containsFold(h []byte, sub string) bool {
 	if len(sub) == 0 {
 		return true
 	}
-	first := sub[0]
-	upper := first
+	first, upper := sub[0], sub[0]
 	if 'a' <= first && first <= 'z' {
 		upper = first - 'a' + 'A'
 	}
 	for i := 0; i+len(sub) <= len(h); i++ {
-		if c := h[i]; c != first && c != upper {
-			continue
-		}
-		j := 1
-		for ; j < len(sub); j++ {
-			c := h[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[j] {
-				break
+		j := bytes.IndexByte(h[i:len(h)-len(sub)+1], first)
+		if upper != first {
+			if k := bytes.IndexByte(h[i:len(h)-len(sub)+1], upper); k >= 0 && (j < 0 || k < j) {
+				j = k
 			}
 		}
-		if j == len(sub) {
+		if j < 0 {
+			return false
+		}
+		i += j
+		if equalFoldLower(h[i+1:i+len(sub)], sub[1:]) {
 			return true
 		}
 	}
 	return false
+}
+
+// equalFoldLower reports whether b equals lower (lower case) without
+// regard to ASCII case.
+func equalFoldLower(b []byte, lower string) bool {
+	for j := 0; j < len(lower); j++ {
+		c := b[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // filterVerdict is the outcome of the filters on one body.

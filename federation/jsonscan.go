@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"bytes"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -204,26 +205,28 @@ func (s *jscan) number() bool {
 	return true
 }
 
-// strRaw consumes a string and returns its raw contents and whether it
-// has escapes.
+// strRaw consumes a string and returns whether it has escapes. Control
+// characters inside are let through (RFC 8259 forbids them; accepting
+// more than the backend is the safe side for a filter).
 func (s *jscan) strRaw() (esc bool, ok bool) {
 	s.i++ // '"'
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return esc, true
-		case c == '\\':
-			esc = true
-			s.i += 2
-		case c < 0x20:
+	for {
+		rest := s.b[s.i:]
+		q := bytes.IndexByte(rest, '"')
+		if q < 0 {
 			return false, s.fail()
-		default:
-			s.i++
+		}
+		bs := bytes.IndexByte(rest[:q], '\\')
+		if bs < 0 {
+			s.i += q + 1
+			return esc, true
+		}
+		esc = true
+		s.i += bs + 2 // the backslash and the character it escapes
+		if s.i > len(s.b) {
+			return false, s.fail()
 		}
 	}
-	return false, s.fail()
 }
 
 // str consumes a string and returns it unescaped (a slice of the body
