@@ -17,6 +17,7 @@ import (
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
+	"github.com/fedigate/fedigate/federation"
 	"github.com/fedigate/fedigate/proxy"
 	"github.com/fedigate/fedigate/ratelimit"
 	"github.com/fedigate/fedigate/signupgate"
@@ -33,6 +34,7 @@ type gateway struct {
 	limiter   *ratelimit.Limiter
 	gateRedis redis.UniversalClient // the gate's spent passes; nil with the memory store
 	guard     *signupgate.Guard
+	fed       *federation.Guard
 	egress    *egress.Proxy // nil when egress.listen = ""
 	edge      *proxy.Edge
 	admin     *admin.Server // nil when admin.listen = ""
@@ -92,6 +94,17 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 	if err != nil {
 		return fmt.Errorf("ratelimit: %w", err)
 	}
+	// rebuilt on every reload: its limit counts in this limiter's store
+	fedOpts := federation.Options{Logger: g.log, ClientAddr: proxy.ClientAddr, Limiter: g.limiter,
+		Observe: func(e federation.Event) { m.Federation(e.Verdict.String(), e.Domain, e.Verdict != federation.Passed) }}
+	if prev != nil {
+		g.fed, err = prev.fed.Reconfigure(cfg.Federation, fedOpts)
+	} else {
+		g.fed, err = federation.New(cfg.Federation, fedOpts)
+	}
+	if err != nil {
+		return err // says "federation: ..."
+	}
 	if prev != nil && reflect.DeepEqual(prev.cfg.Signup, cfg.Signup) && reflect.DeepEqual(prev.cfg.Routes, cfg.Routes) &&
 		prev.cfg.RateLimit.RedisURL == cfg.RateLimit.RedisURL && prev.cfg.RateLimit.Store == cfg.RateLimit.Store {
 		g.guard, g.gateRedis = prev.guard, prev.gateRedis
@@ -140,8 +153,8 @@ func (g *gateway) edgeOptions() proxy.Options {
 	return proxy.Options{
 		Logger:       g.log,
 		TLSConfig:    g.certs.TLSConfig(),
-		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.guard.Middleware},
-		GuardNames:   []string{"ratelimit", "signupgate"},
+		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.fed.Middleware, g.guard.Middleware},
+		GuardNames:   []string{"ratelimit", "federation", "signupgate"},
 		WrapRedirect: g.certs.HTTPChallenge,
 		Observe:      g.metrics.Request,
 	}
@@ -237,6 +250,9 @@ func (g *gateway) closeNewChain(old *gateway) {
 	if g.guard != nil && g.guard != old.guard {
 		_ = g.guard.Close()
 	}
+	if g.fed != nil && g.fed != old.fed {
+		_ = g.fed.Close()
+	}
 	if g.gateRedis != nil && g.gateRedis != old.gateRedis {
 		_ = g.gateRedis.Close()
 	}
@@ -249,6 +265,9 @@ func (g *gateway) closeOldChain(next *gateway) {
 	}
 	if g.guard != next.guard {
 		_ = g.guard.Close()
+	}
+	if g.fed != next.fed {
+		_ = g.fed.Close()
 	}
 	if g.gateRedis != nil && g.gateRedis != next.gateRedis {
 		_ = g.gateRedis.Close()
@@ -284,6 +303,9 @@ func (g *gateway) closeParts() {
 	}
 	if g.guard != nil {
 		_ = g.guard.Close()
+	}
+	if g.fed != nil {
+		_ = g.fed.Close()
 	}
 	if g.limiter != nil {
 		_ = g.limiter.Close()

@@ -5,10 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
+	"github.com/fedigate/fedigate/federation"
 	"github.com/fedigate/fedigate/proxy"
 	"github.com/fedigate/fedigate/ratelimit"
 	"github.com/fedigate/fedigate/signupgate"
@@ -29,7 +31,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err := constructAll(cfg); err != nil {
-		fmt.Fprintf(stdout, "%s: %v\n", *path, err)
+		for _, line := range strings.Split(err.Error(), "\n") { // a joined error: one fault a line
+			fmt.Fprintf(stdout, "%s: %s\n", *path, line)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (preset %s)\n", *path, cfg.Preset)
@@ -74,6 +78,11 @@ func constructAll(cfg *configs.Config) error {
 		return fmt.Errorf("ratelimit: %w", err)
 	}
 	defer lim.Close()
+	fed, err := federation.New(cfg.Federation, federation.Options{Logger: quiet, Limiter: lim})
+	if err != nil {
+		return err // "federation: FILE:LINE: ..." for each bad blocklist row
+	}
+	defer fed.Close()
 	guard, err := signupgate.New(cfg.Signup, cfg.Routes, signupgate.Options{Logger: quiet, StateDir: scratch})
 	if err != nil {
 		return fmt.Errorf("signup: %w", err)
