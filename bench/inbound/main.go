@@ -117,7 +117,7 @@ action = "drop"
 		}
 	}
 	// the real domain's deliveries spread through the wave
-	step := max(len(jobs) / max(*real, 1), 1)
+	step := max(len(jobs)/max(*real, 1), 1)
 	for k := *real - 1; k >= 0; k-- {
 		at := min(k*step, len(jobs))
 		jobs = append(jobs[:at], append([]job{{"real.example", 254, false}}, jobs[at:]...)...)
