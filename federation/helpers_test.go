@@ -76,9 +76,8 @@ func fedifySign(t testing.TB, reqs ...signReq) []http.Header {
 // 202, as Mastodon's inbox does.
 type backend struct {
 	*httptest.Server
-	mu   sync.Mutex
-	got  []seen
-	hits map[string]int // by signing domain header X-Test-Domain, for the bench-like tests
+	mu  sync.Mutex
+	got []seen
 }
 
 type seen struct {
