@@ -43,6 +43,10 @@ const (
 	FilterReject = "reject"
 )
 
+// MaxFilters is the most [[federation.filter]] a config may hold (a
+// match is a bit of a 64-bit word).
+const MaxFilters = 64
+
 // RegexPrefix marks a Filter.Match entry as an RE2 pattern.
 const RegexPrefix = "re:"
 
@@ -75,11 +79,14 @@ func validateFederation(c *Config, fs *faults) {
 			fs.bad("federation.blocklist", "cannot read %q: %v (export it from Mastodon: Moderation, Federation, Export)", f.Blocklist, unwrapPathErr(err))
 		}
 	}
-	if f.Limit < 0 || f.Limit > 100_000 {
-		fs.bad("federation.limit", "%d: want 0 (off) to 100000 deliveries per period", f.Limit)
+	if f.Limit < 0 || f.Limit > MaxRuleLimit {
+		fs.bad("federation.limit", "%d: want 0 (off) to %d deliveries per period", f.Limit, MaxRuleLimit)
 	}
-	if f.Limit > 0 && f.Period < time.Second {
-		fs.bad("federation.period", "%v: want at least \"1s\"", f.Period)
+	if f.Limit > 0 && f.Period < MinRulePeriod {
+		fs.bad("federation.period", "%v: want at least %v", f.Period, MinRulePeriod)
+	}
+	if len(f.Filters) > MaxFilters {
+		fs.bad("federation.filter", "%d filters: at most %d", len(f.Filters), MaxFilters)
 	}
 	if f.MaxBody <= 0 {
 		fs.bad("federation.max_body", "must be more than 0, like \"1MB\"")

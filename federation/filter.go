@@ -9,9 +9,6 @@ import (
 	"github.com/fedigate/fedigate/configs"
 )
 
-// maxFilters bounds [[federation.filter]]: a match is a bit of a uint64.
-const maxFilters = 64
-
 // filter is one compiled [[federation.filter]].
 type filter struct {
 	name        string
@@ -28,8 +25,8 @@ type filters struct {
 }
 
 func compileFilters(cfg []configs.Filter) (*filters, error) {
-	if len(cfg) > maxFilters {
-		return nil, fmt.Errorf("%d filters: at most %d", len(cfg), maxFilters)
+	if len(cfg) > configs.MaxFilters {
+		return nil, fmt.Errorf("%d filters: at most %d", len(cfg), configs.MaxFilters)
 	}
 	f := &filters{}
 	for i, c := range cfg {

@@ -112,8 +112,11 @@ func build(cfg configs.Federation, opts Options, prev *Guard) (g *Guard, err err
 			errs = append(errs, fmt.Errorf("deny_domains: %q is not a domain or *.domain", d))
 		}
 	}
-	if cfg.MaxBody <= 0 || cfg.MaxClockSkew <= 0 || cfg.Limit < 0 {
-		errs = append(errs, errors.New("max_body and max_clock_skew must be more than 0, limit 0 or more"))
+	if cfg.MaxBody <= 0 || cfg.MaxClockSkew <= 0 {
+		errs = append(errs, errors.New("max_body and max_clock_skew must be more than 0"))
+	}
+	if cfg.Limit < 0 || cfg.Limit > configs.MaxRuleLimit || (cfg.Limit > 0 && cfg.Period < configs.MinRulePeriod) {
+		errs = append(errs, fmt.Errorf("limit %d per %v: want 0 (off) to %d, per at least %v", cfg.Limit, cfg.Period, configs.MaxRuleLimit, configs.MinRulePeriod))
 	}
 	if len(cfg.Filters) > 0 {
 		if g.filters, err = compileFilters(cfg.Filters); err != nil {

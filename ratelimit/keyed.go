@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/fedigate/fedigate/configs"
 )
 
 // Keyed is a limit of its own in a Limiter's store: at most limit events
@@ -28,8 +30,8 @@ type Keyed struct {
 // Keyed returns a keyed limit of limit events per period named name (the
 // name of the counts in the store and of Observe's Decision.Rule).
 func (l *Limiter) Keyed(name string, limit int, period time.Duration) (*Keyed, error) {
-	if name == "" || limit < 1 || limit > maxLimit || period < time.Millisecond {
-		return nil, fmt.Errorf("ratelimit: keyed limit %q: want a name, a limit of 1 to %d and a period of at least 1ms", name, maxLimit)
+	if name == "" || limit < 1 || limit > configs.MaxRuleLimit || period < time.Millisecond {
+		return nil, fmt.Errorf("ratelimit: keyed limit %q: want a name, a limit of 1 to %d and a period of at least 1ms", name, configs.MaxRuleLimit)
 	}
 	k := &Keyed{l: l, r: rule{name: name, limit: limit, period: period, limitText: strconv.Itoa(limit),
 		id: "keyed:" + name + "|" + strconv.Itoa(limit) + "|" + strconv.FormatInt(period.Milliseconds(), 10)}}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/fedigate/fedigate/configs"
 )
 
 // TestKeyedLimit: a keyed limit counts per client and key, in the memory
@@ -69,7 +71,7 @@ func TestKeyedRefusesBadLimits(t *testing.T) {
 		name   string
 		limit  int
 		period time.Duration
-	}{{"", 1, time.Second}, {"x", 0, time.Second}, {"x", maxLimit + 1, time.Second}, {"x", 1, 0}} {
+	}{{"", 1, time.Second}, {"x", 0, time.Second}, {"x", configs.MaxRuleLimit + 1, time.Second}, {"x", 1, 0}} {
 		if _, err := l.Keyed(c.name, c.limit, c.period); err == nil {
 			t.Errorf("Keyed(%q, %d, %v) accepted", c.name, c.limit, c.period)
 		}
