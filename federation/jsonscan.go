@@ -243,9 +243,13 @@ func (s *jscan) str() ([]byte, bool) {
 	}
 	out := s.tmp[:0]
 	for j := 0; j < len(raw); j++ {
-		c := raw[j]
-		if c != '\\' {
-			out = append(out, c)
+		if raw[j] != '\\' {
+			k := bytes.IndexByte(raw[j:], '\\') // copy the run up to the next escape
+			if k < 0 {
+				k = len(raw) - j
+			}
+			out = append(out, raw[j:j+k]...)
+			j += k - 1
 			continue
 		}
 		j++

@@ -164,14 +164,20 @@ func cavageParams(s string, c *claim) bool {
 		if i < len(s) && s[i] == '"' {
 			i++
 			vs := i
-			for i < len(s) && s[i] != '"' {
-				if s[i] == '\\' {
-					i++
+			for {
+				q := strings.IndexByte(s[i:], '"')
+				if q < 0 {
+					return false
 				}
-				i++
-			}
-			if i >= len(s) {
-				return false
+				bs := strings.IndexByte(s[i:i+q], '\\')
+				if bs < 0 {
+					i += q
+					break
+				}
+				i += bs + 2 // the backslash and what it escapes
+				if i > len(s) {
+					return false
+				}
 			}
 			val = s[vs:i]
 			i++
