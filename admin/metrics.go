@@ -31,6 +31,8 @@ type Metrics struct {
 	egressEvents   *prometheus.CounterVec
 	egressBytes    *prometheus.CounterVec
 	certExpiry     *prometheus.GaugeVec
+	deliveries     *prometheus.CounterVec
+	refusedTop     *topN
 }
 
 // NewMetrics registers every metric, plus Go runtime and process metrics.
@@ -76,7 +78,11 @@ func NewMetrics() *Metrics {
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "fedigate_certificate_expiry_timestamp_seconds", Help: "When each served certificate expires (Unix time).",
 	}, []string{"name"})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.upstreamErrors, m.limitDecisions, m.storeErrors,
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedigate_federation_deliveries_total", Help: "Inbox deliveries by the federation guard's verdict (passed, denied, limited, dropped, rejected, ...).",
+	}, []string{"verdict"})
+	m.refusedTop = newTopN("fedigate_federation_refused_top", "Deliveries refused per sending domain, for the 10 most refused domains (bounded: estimated over the 256 most refused).", 10, 256)
+	for _, c := range []prometheus.Collector{m.deliveries, m.refusedTop, m.requests, m.latency, m.upstreamErrors, m.limitDecisions, m.storeErrors,
 		breakerOpen, m.gateEvents, m.surge, m.egressEvents, m.egressBytes, m.certExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -135,6 +141,15 @@ func (m *Metrics) Egress(kind, verdict string, up, down int64) {
 // CertExpiry records when the certificate for name expires.
 func (m *Metrics) CertExpiry(name string, notAfter time.Time) {
 	m.certExpiry.WithLabelValues(name).Set(float64(notAfter.Unix()))
+}
+
+// Federation records one inbox delivery; a refused one counts against its
+// sending domain ("" when unsigned: not counted there).
+func (m *Metrics) Federation(verdict, domain string, refused bool) {
+	m.deliveries.WithLabelValues(verdict).Inc()
+	if refused && domain != "" {
+		m.refusedTop.add(domain)
+	}
 }
 
 func b2f(b bool) float64 {

@@ -16,15 +16,16 @@ import (
 
 // Config is one complete, validated gateway configuration.
 type Config struct {
-	Preset    string    `toml:"preset"`
-	Server    Server    `toml:"server"`
-	TLS       TLS       `toml:"tls"`
-	Backend   Backend   `toml:"backend"`
-	RateLimit RateLimit `toml:"ratelimit"`
-	Signup    Signup    `toml:"signup"`
-	Egress    Egress    `toml:"egress"`
-	Admin     Admin     `toml:"admin"`
-	Log       Log       `toml:"log"`
+	Preset     string     `toml:"preset"`
+	Server     Server     `toml:"server"`
+	TLS        TLS        `toml:"tls"`
+	Backend    Backend    `toml:"backend"`
+	RateLimit  RateLimit  `toml:"ratelimit"`
+	Signup     Signup     `toml:"signup"`
+	Egress     Egress     `toml:"egress"`
+	Federation Federation `toml:"federation"`
+	Admin      Admin      `toml:"admin"`
+	Log        Log        `toml:"log"`
 
 	// Routes are filled by the preset; they are not read from TOML.
 	Routes Routes `toml:"-"`

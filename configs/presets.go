@@ -96,15 +96,18 @@ func Default(preset string) (*Config, error) {
 	}
 	switch preset {
 	case PresetMastodon:
+		c.Federation = defaultFederation(mastodonInboxes)
 		c.Routes = mastodonRoutes()
 		c.RateLimit.Rules = mastodonRules()
 	case PresetPleroma, PresetAkkoma:
 		c.Backend.Web = "http://127.0.0.1:4000"
 		c.Backend.Streaming = ""
 		c.Server.MaxRequestBody = 16 << 20
+		c.Federation = defaultFederation(pleromaInboxes)
 		c.Routes = pleromaRoutes()
 		c.RateLimit.Rules = pleromaRules()
 	case PresetCustom:
+		c.Federation = defaultFederation(nil)
 		c.Routes = Routes{GzipTypes: mastodonGzipTypes}
 		c.Signup.Gate = GateOff
 	default:

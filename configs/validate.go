@@ -20,6 +20,7 @@ func validate(c *Config, fs *faults, ruleKeys map[string]string) {
 	validateRateLimit(c, fs, ruleKeys)
 	validateSignup(c, fs)
 	validateEgress(c, fs)
+	validateFederation(c, fs)
 	validateAdmin(c, fs)
 	validateAddressesDistinct(c, fs)
 }

@@ -138,6 +138,8 @@ type Limiter struct {
 	mem    *memStore
 	red    *redisStore
 
+	keyedState
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -278,10 +280,8 @@ func remoteAddr(r *http.Request) netip.Addr {
 
 // exempted reports whether a (unmapped) is exempt from rule r.
 func (l *Limiter) exempted(r *rule, a netip.Addr) bool {
-	for _, p := range l.cfg.Exempt {
-		if p.Contains(a) {
-			return true
-		}
+	if l.exemptAll(a) {
+		return true
 	}
 	for _, p := range r.exempt {
 		if p.Contains(a) {
@@ -392,6 +392,7 @@ func (l *Limiter) StoreDown() bool {
 // last Limiter using it. Safe to call twice.
 func (l *Limiter) Close() error {
 	l.closeOnce.Do(func() {
+		l.closeKeyed()
 		if l.mem != nil {
 			for i := range l.rules {
 				l.mem.release(l.rules[i].id)

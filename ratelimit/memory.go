@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -90,6 +91,7 @@ type table struct {
 	period   int64 // nanoseconds
 	perShard int
 	seed     [2]uint64
+	keySeed  [2]maphash.Seed // folds a Keyed limit's key into the client key
 	shards   [nShards]shard
 }
 
@@ -98,6 +100,7 @@ func newTable(seq uint64, limit int, period time.Duration, perShard int) *table 
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	t.seed = [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	t.keySeed = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	for i := range t.shards {
 		t.shards[i].head, t.shards[i].tail, t.shards[i].id = -1, -1, i
 	}

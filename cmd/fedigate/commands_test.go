@@ -84,6 +84,24 @@ func TestValidateListsEveryFault(t *testing.T) {
 	}
 }
 
+// TestValidateNamesBadBlocklistRows: validate reads the blocklist as run
+// does and names each bad row as file:line.
+func TestValidateNamesBadBlocklistRows(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "blocks.csv")
+	if err := os.WriteFile(csv, []byte("#domain,#severity\nok.example,suspend\nbad domain,suspend\nx.example,maybe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "f.toml")
+	if err := os.WriteFile(path, []byte("[egress]\nlisten = \"\"\n[federation]\nblocklist = \""+csv+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, dir, "validate", "-config", path)
+	if code != 1 || !strings.Contains(out, csv+":3: \"bad domain\" is not a domain") || !strings.Contains(out, csv+":4: severity \"maybe\"") {
+		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+}
+
 // The certificate is made once, reused across runs, and verifies with a
 // real curl against the printed CA; the printed fingerprint is the leaf's.
 func TestCertReusedAndVerifiedWithCurl(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
+	"github.com/fedigate/fedigate/federation"
 	"github.com/fedigate/fedigate/internal/accesslog"
 	"github.com/fedigate/fedigate/proxy"
 	"github.com/fedigate/fedigate/ratelimit"
@@ -34,6 +35,7 @@ type gateway struct {
 	certs   *certs.Source
 	limiter *ratelimit.Limiter
 	guard   *signupgate.Guard
+	fed     *federation.Guard
 	egress  *egress.Proxy // nil when egress.listen = ""
 	edge    *proxy.Edge
 	admin   *admin.Server // nil when admin.listen = ""
@@ -90,6 +92,10 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 		if g.limiter, err = prev.limiter.Reconfigure(cfg.RateLimit); err != nil {
 			return fmt.Errorf("ratelimit: %w", err)
 		}
+		// rebuilt on every reload: its limit counts in the new limiter's store
+		if g.fed, err = prev.fed.Reconfigure(cfg.Federation, g.federationOptions()); err != nil {
+			return err // says "federation: ..."
+		}
 		if g.guard, err = prev.guard.Reconfigure(cfg); err != nil {
 			return fmt.Errorf("signup: %w", err)
 		}
@@ -101,6 +107,9 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 	})
 	if err != nil {
 		return fmt.Errorf("ratelimit: %w", err)
+	}
+	if g.fed, err = federation.New(cfg.Federation, g.federationOptions()); err != nil {
+		return err // says "federation: ..."
 	}
 	gateOpts := signupgate.Options{
 		Logger: g.log, ClientAddr: proxy.ClientAddr,
@@ -123,6 +132,14 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 	return nil
 }
 
+// federationOptions are the federation guard's hooks: its limit counts in
+// g.limiter's store.
+func (g *gateway) federationOptions() federation.Options {
+	m := g.metrics
+	return federation.Options{Logger: g.log, ClientAddr: proxy.ClientAddr, Limiter: g.limiter,
+		Observe: func(e federation.Event) { m.Federation(e.Verdict.String(), e.Domain, e.Verdict != federation.Passed) }}
+}
+
 func observeLimit(m *admin.Metrics, d ratelimit.Decision) {
 	outcome := "allowed"
 	switch {
@@ -141,8 +158,8 @@ func (g *gateway) edgeOptions() proxy.Options {
 		Logger:       g.log,
 		AccessLog:    g.access,
 		TLSConfig:    g.certs.TLSConfig(),
-		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.guard.Middleware},
-		GuardNames:   []string{"ratelimit", "signupgate"},
+		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.fed.Middleware, g.guard.Middleware},
+		GuardNames:   []string{"ratelimit", "federation", "signupgate"},
 		WrapRedirect: g.certs.HTTPChallenge,
 		Observe:      g.metrics.Request,
 	}
@@ -245,6 +262,9 @@ func (g *gateway) closeNewChain(old *gateway) {
 	if g.guard != nil && g.guard != old.guard {
 		_ = g.guard.Close()
 	}
+	if g.fed != nil && g.fed != old.fed {
+		_ = g.fed.Close()
+	}
 }
 
 // closeOldChain closes what the previous config used and next does not.
@@ -254,6 +274,9 @@ func (g *gateway) closeOldChain(next *gateway) {
 	}
 	if g.guard != next.guard {
 		_ = g.guard.Close()
+	}
+	if g.fed != next.fed {
+		_ = g.fed.Close()
 	}
 }
 
@@ -288,6 +311,9 @@ func (g *gateway) closeParts() {
 	}
 	if g.guard != nil {
 		_ = g.guard.Close()
+	}
+	if g.fed != nil {
+		_ = g.fed.Close()
 	}
 	if g.limiter != nil {
 		_ = g.limiter.Close()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/fedigate/fedigate/configs"
 )
@@ -25,7 +26,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err := constructAll(cfg); err != nil {
-		fmt.Fprintf(stdout, "%s: %v\n", *path, err)
+		for _, line := range strings.Split(err.Error(), "\n") { // a joined error: one fault a line
+			fmt.Fprintf(stdout, "%s: %s\n", *path, line)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (preset %s)\n", *path, cfg.Preset)

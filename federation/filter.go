@@ -1,0 +1,160 @@
+package federation
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/fedigate/fedigate/configs"
+)
+
+// filter is one compiled [[federation.filter]].
+type filter struct {
+	name        string
+	subs        []string // lower case; matched without regard to ASCII case
+	res         []*regexp.Regexp
+	minMentions int
+	reject      bool
+}
+
+// filters are the compiled rules, in the config's order: the first that
+// matches decides.
+type filters struct {
+	list []filter
+}
+
+func compileFilters(cfg []configs.Filter) (*filters, error) {
+	if len(cfg) > configs.MaxFilters {
+		return nil, fmt.Errorf("%d filters: at most %d", len(cfg), configs.MaxFilters)
+	}
+	f := &filters{}
+	for i, c := range cfg {
+		r := filter{name: c.Name, minMentions: c.MinMentions, reject: c.Action == configs.FilterReject}
+		if c.Action != configs.FilterDrop && c.Action != configs.FilterReject {
+			return nil, fmt.Errorf("filter[%d] %q: action %q: want drop or reject", i, c.Name, c.Action)
+		}
+		if len(c.Match) == 0 && c.MinMentions <= 0 {
+			return nil, fmt.Errorf("filter[%d] %q: needs match or min_mentions", i, c.Name)
+		}
+		for _, m := range c.Match {
+			if pat, ok := strings.CutPrefix(m, configs.RegexPrefix); ok {
+				re, err := regexp.Compile(pat)
+				if err != nil {
+					return nil, fmt.Errorf("filter[%d] %q: %w", i, c.Name, err)
+				}
+				r.res = append(r.res, re)
+				continue
+			}
+			if m == "" {
+				return nil, fmt.Errorf("filter[%d] %q: an empty substring", i, c.Name)
+			}
+			r.subs = append(r.subs, strings.ToLower(m))
+		}
+		f.list = append(f.list, r)
+	}
+	return f, nil
+}
+
+// test returns the rules, among those not in done, that v matches.
+func (f *filters) test(v []byte, done uint64) uint64 {
+	var hit uint64
+	for i := range f.list {
+		bit := uint64(1) << i
+		if done&bit != 0 {
+			continue
+		}
+		r := &f.list[i]
+		for _, sub := range r.subs {
+			if containsFold(v, sub) {
+				hit |= bit
+				break
+			}
+		}
+		if hit&bit != 0 {
+			continue
+		}
+		for _, re := range r.res {
+			if re.Match(v) {
+				hit |= bit
+				break
+			}
+		}
+	}
+	return hit
+}
+
+// containsFold reports whether h contains sub (lower case) without
+// regard to ASCII case. Candidates are found with bytes.IndexByte.
+func containsFold(h []byte, sub string) bool {
+	if len(sub) == 0 {
+		return true
+	}
+	first, upper := sub[0], sub[0]
+	if 'a' <= first && first <= 'z' {
+		upper = first - 'a' + 'A'
+	}
+	for i := 0; i+len(sub) <= len(h); i++ {
+		j := bytes.IndexByte(h[i:len(h)-len(sub)+1], first)
+		if upper != first {
+			if k := bytes.IndexByte(h[i:len(h)-len(sub)+1], upper); k >= 0 && (j < 0 || k < j) {
+				j = k
+			}
+		}
+		if j < 0 {
+			return false
+		}
+		i += j
+		if equalFoldLower(h[i+1:i+len(sub)], sub[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldLower reports whether b equals lower (lower case) without
+// regard to ASCII case.
+func equalFoldLower(b []byte, lower string) bool {
+	for j := 0; j < len(lower); j++ {
+		c := b[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// filterVerdict is the outcome of the filters on one body.
+type filterVerdict struct {
+	rule    int  // index of the rule that matched; -1 = none
+	notJSON bool // the body is not a JSON object: passed on
+	tooDeep bool // nested deeper than maxDepth: refused
+}
+
+// apply runs the filters on body; tmp is scratch for unescaped strings
+// (returned for reuse).
+func (f *filters) apply(body []byte, tmp []byte) (filterVerdict, []byte) {
+	s := jscan{b: body, tmp: tmp, f: f}
+	s.activity()
+	v := filterVerdict{rule: -1, notJSON: s.bad && !s.tooDeep, tooDeep: s.tooDeep}
+	if s.bad {
+		return v, s.tmp
+	}
+	hits := s.seen[scopeTop]
+	mentions := s.mentions[scopeTop]
+	if s.cu {
+		hits |= s.seen[scopeObj]
+		mentions += s.mentions[scopeObj]
+	}
+	for i := range f.list {
+		r := &f.list[i]
+		if (len(r.subs)+len(r.res) == 0 || hits&(1<<i) != 0) && mentions >= r.minMentions {
+			v.rule = i
+			break
+		}
+	}
+	return v, s.tmp
+}
