@@ -93,7 +93,7 @@ func TestMetricsMoveWithEvents(t *testing.T) {
 	m.Request("web", 502, time.Millisecond)
 	m.RateLimit("sign-up", "limited", false)
 	m.RateLimit("sign-up", "store_error_allowed", true)
-	m.StoreBreaker(true)
+	m.WatchStoreBreaker(func() bool { return true })
 	m.Gate("refused", "replayed")
 	m.Surge(true)
 	m.Egress("connect", "denied_private", 0, 0)

@@ -43,7 +43,7 @@ func validateServer(c *Config, fs *faults) {
 		}
 	}
 	positive(fs, "server.max_request_body", s.MaxRequestBody)
-	if s.MaxHeaderBytes < 4<<10 {
+	if s.MaxHeaderBytes < MinHeaderBytes {
 		fs.bad("server.max_header_bytes", "%d bytes is too small for real browsers: use at least \"4KB\"", s.MaxHeaderBytes)
 	}
 	positiveDuration(fs, "server.read_header_timeout", s.ReadHeaderTimeout)
@@ -111,6 +111,11 @@ func validateBackend(c *Config, fs *faults) {
 	}
 	positiveDuration(fs, "backend.connect_timeout", b.ConnectTimeout)
 	positiveDuration(fs, "backend.response_timeout", b.ResponseTimeout)
+	positiveDuration(fs, "backend.idle_timeout", b.IdleTimeout)
+	positive(fs, "backend.max_idle_conns", int64(b.MaxIdleConns))
+	if b.MaxResponseHeaderBytes < MinResponseHeaderBytes || b.MaxResponseHeaderBytes > MaxResponseHeaderBytes {
+		fs.bad("backend.max_response_header_bytes", "must be between 1KB and 16MB, like \"64KB\"")
+	}
 }
 
 func validateAdmin(c *Config, fs *faults) {

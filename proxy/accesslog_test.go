@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -66,9 +67,9 @@ func BenchmarkAccessLog(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = aw.Close(context.Background()) })
 	discard := slog.New(slog.DiscardHandler)
-	b.Run("off", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard}) })
+	b.Run("off", func(b *testing.B) { benchHandler(b, be, http.MethodGet, Options{Logger: discard}) })
 	b.Run("slog", func(b *testing.B) {
-		benchHandler(b, be, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		benchHandler(b, be, http.MethodGet, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	})
-	b.Run("writer", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard, AccessLog: aw}) })
+	b.Run("writer", func(b *testing.B) { benchHandler(b, be, http.MethodGet, Options{Logger: discard, AccessLog: aw}) })
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -37,13 +38,30 @@ func BenchmarkRouting(b *testing.B) {
 }
 
 // BenchmarkHandlerProxySmallJSON runs the whole chain in-process (no TLS)
-// against a loopback backend answering a small JSON.
+// against a loopback backend answering a small JSON, down each path to
+// the backend: the lean client (GET), ReverseProxy for the same GET (the
+// A/B of the two: the lean client stays only while it buys 15% or more),
+// and ReverseProxy for a POST (its only path).
 func BenchmarkHandlerProxySmallJSON(b *testing.B) {
-	benchHandler(b, smallJSONBackend(b), Options{Logger: slog.New(slog.DiscardHandler)})
+	be := smallJSONBackend(b)
+	for _, bc := range []struct {
+		name   string
+		noLean bool
+		method string
+	}{
+		{"lean/GET", false, http.MethodGet},
+		{"reverseproxy/GET", true, http.MethodGet},
+		{"reverseproxy/POST", false, http.MethodPost},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			benchHandler(b, be, bc.method, Options{Logger: slog.New(slog.DiscardHandler), noLean: bc.noLean})
+		})
+	}
 }
 
 func smallJSONBackend(b *testing.B) *httptest.Server {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
 	}))
@@ -51,9 +69,9 @@ func smallJSONBackend(b *testing.B) *httptest.Server {
 	return be
 }
 
-// benchHandler runs GET /api/v1/accounts/1 through an edge's handler with
-// opts, in-process.
-func benchHandler(b *testing.B, be *httptest.Server, opts Options) {
+// benchHandler runs method /api/v1/accounts/1 (a POST with a small body)
+// through an edge's handler with opts, in-process.
+func benchHandler(b *testing.B, be *httptest.Server, method string, opts Options) {
 	tc, _ := testTLS(b)
 	opts.TLSConfig = tc
 	e, err := New(testConfig(b, be.URL, ""), opts)
@@ -61,10 +79,14 @@ func benchHandler(b *testing.B, be *httptest.Server, opts Options) {
 		b.Fatal(err)
 	}
 	h := e.Handler()
-	req := httptest.NewRequest(http.MethodGet, "https://example.test/api/v1/accounts/1", nil)
-	req.RemoteAddr = "192.0.2.1:50000"
 	b.ReportAllocs()
 	for b.Loop() {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(`{"type":"Create"}`)
+		}
+		req := httptest.NewRequest(method, "https://example.test/api/v1/accounts/1", body)
+		req.RemoteAddr = "192.0.2.1:50000"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != 200 {

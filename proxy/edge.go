@@ -59,6 +59,10 @@ type Options struct {
 	// AccessLog receives the access log instead of Logger: buffered, no
 	// allocation, never blocking a request; nil = Logger at level Info.
 	AccessLog *accesslog.Writer
+
+	// noLean sends every request through ReverseProxy (tests and the A/B
+	// benchmark of the two backend paths).
+	noLean bool
 }
 
 // Edge is the HTTPS edge. New builds it without binding; Start binds.

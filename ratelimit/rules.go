@@ -12,10 +12,6 @@ import (
 	"github.com/fedigate/fedigate/internal/backendroute"
 )
 
-// maxLimit bounds a rule's limit: the memory store keeps one 8-byte
-// timestamp per admitted request in the window, per client.
-const maxLimit = 100_000
-
 // rule is one compiled configs.Rule.
 type rule struct {
 	name            string
@@ -34,10 +30,10 @@ func compileRule(r configs.Rule) (rule, error) {
 	switch {
 	case r.Name == "":
 		return rule{}, fmt.Errorf("a rule needs a name")
-	case r.Limit < 1 || r.Limit > maxLimit:
-		return rule{}, fmt.Errorf("rule %q: limit %d: want 1 to %d", r.Name, r.Limit, maxLimit)
-	case r.Period < time.Millisecond:
-		return rule{}, fmt.Errorf("rule %q: period %v: want at least 1ms", r.Name, r.Period)
+	case r.Limit < 1 || r.Limit > configs.MaxRuleLimit:
+		return rule{}, fmt.Errorf("rule %q: limit %d: want 1 to %d", r.Name, r.Limit, configs.MaxRuleLimit)
+	case r.Period < configs.MinRulePeriod:
+		return rule{}, fmt.Errorf("rule %q: period %v: want at least %v", r.Name, r.Period, configs.MinRulePeriod)
 	case len(r.Paths) == 0:
 		return rule{}, fmt.Errorf("rule %q: no paths", r.Name)
 	}
