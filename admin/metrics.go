@@ -30,6 +30,7 @@ type Metrics struct {
 	egressEvents   *prometheus.CounterVec
 	egressBytes    *prometheus.CounterVec
 	certExpiry     *prometheus.GaugeVec
+	cache          *cacheMetrics
 }
 
 // NewMetrics registers every metric, plus Go runtime and process metrics.
@@ -75,6 +76,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.cache = newCacheMetrics(m.Registry)
 	return m
 }
 

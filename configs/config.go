@@ -23,6 +23,7 @@ type Config struct {
 	RateLimit RateLimit `toml:"ratelimit"`
 	Signup    Signup    `toml:"signup"`
 	Egress    Egress    `toml:"egress"`
+	Cache     Cache     `toml:"cache"`
 	Admin     Admin     `toml:"admin"`
 	Log       Log       `toml:"log"`
 

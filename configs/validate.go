@@ -21,6 +21,7 @@ func validate(c *Config, fs *faults, ruleKeys map[string]string) {
 	validateSignup(c, fs)
 	validateEgress(c, fs)
 	validateAdmin(c, fs)
+	validateCache(c, fs)
 	validateAddressesDistinct(c, fs)
 }
 

@@ -38,6 +38,7 @@ type chain struct {
 	trust     trust
 	routes    router
 	backends  *backends
+	web       http.Handler // backends.serveWeb, wrapped by Options.WebCache
 	static    *staticFiles // nil = no static_root
 	errorPage []byte       // static_root/500.html, nil = short text
 	gzip      *gzipper
@@ -124,6 +125,9 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		return nil, err
 	}
 	c.backends = b
+	if c.web = http.HandlerFunc(b.serveWeb); opts.WebCache != nil {
+		c.web = opts.WebCache(c.web)
+	}
 	var h http.Handler = http.HandlerFunc(c.route)
 	for i := len(opts.Guards) - 1; i >= 0; i-- {
 		if opts.Guards[i] == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fedigate/fedigate/admin"
+	"github.com/fedigate/fedigate/cache"
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
@@ -33,6 +34,7 @@ type gateway struct {
 	limiter   *ratelimit.Limiter
 	gateRedis redis.UniversalClient // the gate's spent passes; nil with the memory store
 	guard     *signupgate.Guard
+	cache     *cache.Cache  // nil when [cache] is off
 	egress    *egress.Proxy // nil when egress.listen = ""
 	edge      *proxy.Edge
 	admin     *admin.Server // nil when admin.listen = ""
@@ -92,6 +94,9 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 	if err != nil {
 		return fmt.Errorf("ratelimit: %w", err)
 	}
+	if err = g.buildCache(cfg, prev); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
 	if prev != nil && reflect.DeepEqual(prev.cfg.Signup, cfg.Signup) && reflect.DeepEqual(prev.cfg.Routes, cfg.Routes) &&
 		prev.cfg.RateLimit.RedisURL == cfg.RateLimit.RedisURL && prev.cfg.RateLimit.Store == cfg.RateLimit.Store {
 		g.guard, g.gateRedis = prev.guard, prev.gateRedis
@@ -122,6 +127,37 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 	return nil
 }
 
+// buildCache makes the response cache, or keeps prev's (with its stored
+// objects) when [cache] did not change.
+func (g *gateway) buildCache(cfg *configs.Config, prev *gateway) (err error) {
+	g.cache = nil
+	g.metrics.CacheSource(nil)
+	if !cfg.Cache.Enabled {
+		return nil
+	}
+	m := g.metrics
+	opts := cache.Options{Logger: g.log, Wait: cfg.Backend.ResponseTimeout, OnResult: func(_ *http.Request, res cache.Result) {
+		m.CacheResult(res.String())
+	}}
+	if prev != nil && prev.cache != nil {
+		g.cache, err = prev.cache.Reconfigure(cfg.Cache, opts)
+	} else {
+		g.cache, err = cache.New(cfg.Cache, opts)
+	}
+	if err != nil {
+		return err
+	}
+	c := g.cache
+	m.CacheSource(func() admin.CacheTiers { return tiersOf(c) })
+	return nil
+}
+
+func tiersOf(c *cache.Cache) admin.CacheTiers {
+	mem, disk := c.Stats()
+	return admin.CacheTiers{MemObjects: mem.Objects, MemBytes: mem.Bytes, MemEvictions: mem.Evictions,
+		DiskObjects: disk.Objects, DiskBytes: disk.Bytes, DiskEvictions: disk.Evictions}
+}
+
 func observeLimit(m *admin.Metrics, d ratelimit.Decision) {
 	outcome := "allowed"
 	switch {
@@ -137,7 +173,12 @@ func observeLimit(m *admin.Metrics, d ratelimit.Decision) {
 }
 
 func (g *gateway) edgeOptions() proxy.Options {
+	var webCache func(http.Handler) http.Handler
+	if g.cache != nil {
+		webCache = g.cache.Handler
+	}
 	return proxy.Options{
+		WebCache:     webCache,
 		Logger:       g.log,
 		TLSConfig:    g.certs.TLSConfig(),
 		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.guard.Middleware},
@@ -158,6 +199,9 @@ func (g *gateway) readyChecks() []admin.Check {
 	}
 	if g.egress != nil {
 		checks = append(checks, admin.Check{Name: "socks_upstream", Probe: g.egress.Ready})
+	}
+	if c := g.cache; c != nil && g.cfg.Cache.Dir != "" {
+		checks = append(checks, admin.Check{Name: "cache_disk", Probe: func(context.Context) error { return c.Ready() }})
 	}
 	return checks
 }
@@ -231,6 +275,13 @@ func (g *gateway) reload(cfg *configs.Config) error {
 // closeNewChain closes what a failed reload built and the running gateway
 // old does not use.
 func (g *gateway) closeNewChain(old *gateway) {
+	if g.cache != nil && g.cache != old.cache {
+		_ = g.cache.Close()
+	}
+	if old.cache != nil {
+		c := old.cache
+		old.metrics.CacheSource(func() admin.CacheTiers { return tiersOf(c) })
+	}
 	if g.limiter != nil && g.limiter != old.limiter {
 		_ = g.limiter.Close()
 	}
@@ -244,6 +295,9 @@ func (g *gateway) closeNewChain(old *gateway) {
 
 // closeOldChain closes what the previous config used and next does not.
 func (g *gateway) closeOldChain(next *gateway) {
+	if g.cache != nil && g.cache != next.cache {
+		_ = g.cache.Close()
+	}
 	if g.limiter != next.limiter {
 		_ = g.limiter.Close()
 	}
@@ -287,6 +341,9 @@ func (g *gateway) closeParts() {
 	}
 	if g.limiter != nil {
 		_ = g.limiter.Close()
+	}
+	if g.cache != nil {
+		_ = g.cache.Close()
 	}
 	if g.gateRedis != nil {
 		_ = g.gateRedis.Close()
