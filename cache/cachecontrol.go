@@ -12,13 +12,13 @@ type Directives struct {
 	MaxAge, SMaxAge, MinFresh, MaxStale time.Duration
 	StaleWhileRevalidate, StaleIfError  time.Duration
 	// MaxStaleAny: max-stale without a value (any staleness).
-	MaxStaleAny bool
-	NoStore     bool
-	NoCache     bool     // unqualified no-cache
-	NoCacheHdrs []string // no-cache="a, b": the named fields
-	Private     bool     // unqualified private
-	PrivateHdrs []string // private="a, b": the named fields
-	Public      bool
+	MaxStaleAny                                     bool
+	NoStore                                         bool
+	NoCache                                         bool     // unqualified no-cache
+	NoCacheHdrs                                     []string // no-cache="a, b": the named fields
+	Private                                         bool     // unqualified private
+	PrivateHdrs                                     []string // private="a, b": the named fields
+	Public                                          bool
 	MustRevalidate, ProxyRevalidate, MustUnderstand bool
 	OnlyIfCached, NoTransform, Immutable            bool
 }

@@ -103,25 +103,29 @@ func (c *Cache) find(r *http.Request, bp *[]byte) (lookup, bool) {
 	return lk, true
 }
 
-// selectVariant is §4.1: the newest stored variant whose Vary fields match
-// the request's. A request with a cookie matches only a variant that
+// selectVariant is §4.1: of the stored variants whose Vary fields match
+// the request's, the most specific (most Vary fields: the edge's gzip adds
+// Accept-Encoding only to what it compresses, so a gzip client is given
+// the compressed copy, the "known mechanism" §4.1 allows), the newest
+// among equals. A request with a cookie matches only a variant that
 // varies on Cookie (it is never served an answer kept for others). bp is
 // scratch space after the primary key.
 func (c *Cache) selectVariant(e *Entry, h http.Header, bp *[]byte) *Object {
 	_, cookie := h["Cookie"]
 	base := len(*bp)
 	defer func() { *bp = (*bp)[:base] }()
+	var best *Object
 	for _, o := range e.Variants {
-		if cookie && !hasName(o.Vary, "Cookie") {
+		if cookie && !hasName(o.Vary, "Cookie") || best != nil && len(o.Vary) <= len(best.Vary) {
 			continue
 		}
 		sk := appendSecondaryKey((*bp)[:base], o.Vary, h, c.cfg.NormalizeAccept)
 		*bp = sk
 		if string(sk[base:]) == o.Secondary {
-			return o
+			best = o
 		}
 	}
-	return nil
+	return best
 }
 
 func pragmaNoCache(h http.Header) bool {

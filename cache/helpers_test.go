@@ -53,7 +53,6 @@ type rig struct {
 	answer  atomic.Pointer[answer]
 	mu      sync.Mutex
 	results []Result
-	seen    []*http.Request // what the backend received
 }
 
 func defaultCacheConfig() configs.Cache {
@@ -68,7 +67,6 @@ func newRig(t *testing.T, cfg configs.Cache, a answer) *rig {
 	rg.backend = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := int(rg.fetches.Add(1))
 		rg.mu.Lock()
-		rg.seen = append(rg.seen, r.Clone(r.Context()))
 		rg.mu.Unlock()
 		status, hdr, body := (*rg.answer.Load())(n, r)
 		h := w.Header()
@@ -148,27 +146,6 @@ func (rg *rig) lastResult() Result {
 		return 255
 	}
 	return rg.results[len(rg.results)-1]
-}
-
-func (rg *rig) lastSeen() *http.Request {
-	rg.mu.Lock()
-	defer rg.mu.Unlock()
-	if len(rg.seen) == 0 {
-		return nil
-	}
-	return rg.seen[len(rg.seen)-1]
-}
-
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	_ = ln.Close()
-	return a
 }
 
 // fixed answers every fetch alike.

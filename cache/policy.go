@@ -2,7 +2,6 @@ package cache
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -274,28 +273,3 @@ func etagMatch(a, b string) bool {
 	a, b = strings.TrimPrefix(a, "W/"), strings.TrimPrefix(b, "W/")
 	return a != "" && a == b
 }
-
-// notModified evaluates a client's If-None-Match / If-Modified-Since
-// against a stored 200 (RFC 9110 §13.2.2): true = answer 304.
-func notModified(req http.Header, h http.Header) bool {
-	if inm := req.Get("If-None-Match"); inm != "" {
-		et := h.Get("Etag")
-		if strings.TrimSpace(inm) == "*" {
-			return true
-		}
-		for t := range strings.SplitSeq(inm, ",") {
-			if etagMatch(strings.TrimSpace(t), et) {
-				return true
-			}
-		}
-		return false
-	}
-	ims, err := http.ParseTime(req.Get("If-Modified-Since"))
-	if err != nil {
-		return false
-	}
-	lm, err := http.ParseTime(h.Get("Last-Modified"))
-	return err == nil && !lm.After(ims)
-}
-
-func secs(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }

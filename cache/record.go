@@ -17,11 +17,11 @@ type recorder struct {
 	h       http.Header         // the backend's fields, until decided
 	req     *http.Request       // the client's request
 	lk      lookup
-	stale   *Object           // the stored answer being revalidated, or nil
-	land    func(*Object)     // the flight, told once; nil = none
-	reqTime time.Time         // request_time (§4.2.3)
-	resp    time.Time         // response_time
-	status  int               // 0 = no status yet
+	stale   *Object       // the stored answer being revalidated, or nil
+	land    func(*Object) // the flight, told once; nil = none
+	reqTime time.Time     // request_time (§4.2.3)
+	resp    time.Time     // response_time
+	status  int           // 0 = no status yet
 	mode    recMode
 	cc      Directives
 	body    []byte

@@ -29,7 +29,10 @@ func TestStaleIfError(t *testing.T) {
 		{"must-revalidate forbids it", "max-age=1, must-revalidate", time.Minute, failWith(503), 503},
 		{"backend unreachable", "max-age=1", 10 * time.Minute, func(rg *rig) { rg.backend.Close() }, 200},
 		{"backend times out", "max-age=1", 10 * time.Minute, func(rg *rig) {
-			rg.setAnswer(func(int, *http.Request) (int, []string, string) { time.Sleep(2500 * time.Millisecond); return 200, nil, "late" })
+			rg.setAnswer(func(int, *http.Request) (int, []string, string) {
+				time.Sleep(2500 * time.Millisecond)
+				return 200, nil, "late"
+			})
 		}, 200},
 	}
 	for _, row := range rows {
