@@ -88,11 +88,13 @@ func OpenDisk(dir string, maxBytes int64, log *slog.Logger) (Store, error) {
 	d.idx, err = otter.New(&otter.Options[string, diskFile]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher:       func(_ string, f diskFile) uint32 { return uint32(min(f.size, 1<<32-1)) },
-		OnDeletion: func(ev otter.DeletionEvent[string, diskFile]) {
+		OnAtomicDeletion: func(ev otter.DeletionEvent[string, diskFile]) {
 			if ev.Cause.IsEviction() {
 				d.evictions.Add(1)
 			}
-			_ = os.Remove(filepath.Join(d.dir, ev.Value.name))
+		},
+		OnDeletion: func(ev otter.DeletionEvent[string, diskFile]) {
+			_ = os.Remove(filepath.Join(d.dir, ev.Value.name)) // evicted, replaced or invalidated
 		},
 	})
 	if err != nil {
@@ -176,6 +178,7 @@ func (d *diskStore) Get(_ uint64, key []byte) *Entry {
 		if !errors.Is(err, fs.ErrNotExist) {
 			d.log.Warn("cache: dropping a disk object that fails its check", "file", f.name, "err", err)
 		}
+		_ = os.Remove(filepath.Join(d.dir, f.name)) // at once, not when the index gets to it
 		d.idx.Invalidate(id)
 		return nil
 	}
@@ -297,6 +300,7 @@ func (d *diskStore) fail(err error) {
 func (d *diskStore) Delete(_ uint64, key []byte) { d.idx.Invalidate(diskID(key)) }
 
 func (d *diskStore) Stats() TierStats {
+	d.idx.CleanUp() // the weighed size is brought up to date by maintenance
 	return TierStats{Objects: int64(d.idx.EstimatedSize()), Bytes: int64(d.idx.WeightedSize()), Evictions: d.evictions.Load()}
 }
 

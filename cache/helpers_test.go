@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,14 +67,15 @@ func newRig(t *testing.T, cfg configs.Cache, a answer) *rig {
 	rg.answer.Store(&a)
 	rg.backend = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := int(rg.fetches.Add(1))
-		rg.mu.Lock()
-		rg.mu.Unlock()
 		status, hdr, body := (*rg.answer.Load())(n, r)
 		h := w.Header()
 		h.Set("Date", rg.clock.Now().Format(http.TimeFormat))
 		for _, kv := range hdr {
 			k, v, _ := strings.Cut(kv, ": ")
 			h.Add(k, v)
+		}
+		if status != http.StatusNotModified && h.Get("Content-Length") == "" {
+			h.Set("Content-Length", strconv.Itoa(len(body)))
 		}
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)

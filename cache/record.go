@@ -26,7 +26,9 @@ type recorder struct {
 	cc      Directives
 	body    []byte
 	limit   int64
-	cut     bool // a write to the client failed, or the body outgrew limit
+	want    int64 // Content-Length, -1 = unknown
+	stored  bool  // the body was complete and finish's store work is done
+	cut     bool  // a write to the client failed, or the body outgrew limit
 	refusal Refusal
 	landed  bool
 }
@@ -74,11 +76,12 @@ func (rc *recorder) WriteHeader(code int) {
 	rc.cc = cc
 	rc.refusal = storable(rc.req, rc.lk.reqCC, code, rc.h, cc, err)
 	rc.limit = c.maxStore(rc.req.URL.Path)
+	rc.want = -1
 	if rc.refusal == Storable {
 		if n, err := strconv.ParseInt(rc.h.Get("Content-Length"), 10, 64); err == nil && n > rc.limit {
 			rc.refusal = RefuseTooLarge
 		} else if err == nil {
-			rc.body = make([]byte, 0, n)
+			rc.body, rc.want = make([]byte, 0, n), n
 		}
 	}
 	if rc.refusal == Storable {
@@ -125,6 +128,9 @@ func (rc *recorder) Write(b []byte) (int, error) {
 			rc.tell(nil)
 		} else {
 			rc.body = append(rc.body, b...)
+			if int64(len(rc.body)) == rc.want {
+				rc.keep() // whole: stored before its last bytes go out, so the client's next request finds it
+			}
 		}
 	}
 	if rc.w == nil {
@@ -183,21 +189,29 @@ func (rc *recorder) finish() Result {
 		}
 		return Stale
 	case recStore:
-		if cl := rc.h.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(rc.body)) || rc.body == nil && cl != "0" && cl != "" {
+		if rc.want >= 0 && int64(len(rc.body)) != rc.want {
 			rc.tell(nil) // fewer bytes than announced
 			return Miss
 		}
-		if rc.body == nil {
-			rc.body = []byte{}
-		}
-		o := c.newObject(rc.req, rc.status, rc.h, rc.cc, rc.body, rc.reqTime, rc.resp)
-		if !c.store(rc.lk.key, rc.lk.hash, rc.req.URL.Path, o) {
-			rc.tell(nil)
-			return Miss
-		}
-		rc.tell(o)
+		rc.keep()
 		return Miss
 	}
 	rc.tell(nil)
 	return Miss
+}
+
+// keep stores the whole answer and tells the flight, once.
+func (rc *recorder) keep() {
+	if rc.stored {
+		return
+	}
+	rc.stored = true
+	if rc.body == nil {
+		rc.body = []byte{}
+	}
+	o := rc.c.newObject(rc.req, rc.status, rc.h, rc.cc, rc.body, rc.reqTime, rc.resp)
+	if !rc.c.store(rc.lk.key, rc.lk.hash, rc.req.URL.Path, o) {
+		o = nil
+	}
+	rc.tell(o)
 }

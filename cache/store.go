@@ -109,7 +109,7 @@ func newMemoryStore(maxBytes int64) (*memoryStore, error) {
 		Weigher: func(_ uint64, e *Entry) uint32 {
 			return uint32(min(e.weight(), 1<<32-1))
 		},
-		OnDeletion: func(ev otter.DeletionEvent[uint64, *Entry]) {
+		OnAtomicDeletion: func(ev otter.DeletionEvent[uint64, *Entry]) {
 			if ev.Cause.IsEviction() {
 				m.evictions.Add(1)
 			}
@@ -145,6 +145,7 @@ func (m *memoryStore) Delete(hash uint64, key []byte) {
 }
 
 func (m *memoryStore) Stats() TierStats {
+	m.c.CleanUp() // the weighed size is brought up to date by maintenance
 	return TierStats{Objects: int64(m.c.EstimatedSize()), Bytes: int64(m.c.WeightedSize()), Evictions: m.evictions.Load()}
 }
 
