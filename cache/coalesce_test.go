@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,8 @@ func burst(t *testing.T, rg *rig, n int, path string, hdr ...string) time.Durati
 		go func() {
 			defer wg.Done()
 			req, _ := http.NewRequest("GET", rg.front.URL+path, nil)
+			// each fetching instance signs its own request
+			req.Header.Set("Signature", `keyId="https://i`+strconv.Itoa(i)+`.example/actor#main-key",signature="s`+strconv.Itoa(i)+`"`)
 			for _, kv := range hdr {
 				k, v := splitKV(kv)
 				req.Header.Set(k, v)

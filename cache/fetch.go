@@ -25,8 +25,10 @@ const maxFlights = 1 << 14
 // defaultVary are the fields misses are told apart by before any answer
 // says what it varies on: two misses wait for one fetch only when these
 // agree (Mastodon varies on Accept, Accept-Language and Cookie; the edge's
-// gzip on Accept-Encoding; the API on Authorization).
-var defaultVary = []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cookie", "Signature"}
+// gzip on Accept-Encoding; the API on Authorization). Signature is not
+// among them: every fetching instance signs its own, and an answer that
+// varies on it (AUTHORIZED_FETCH) sends the waiters on.
+var defaultVary = []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cookie"}
 
 // miss fetches r from the backend: coalesced with other misses of the
 // key when r is a plain GET, alone otherwise.
