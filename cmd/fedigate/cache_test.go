@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -137,5 +138,41 @@ func TestCacheMetricsAndReloadKeepsObjects(t *testing.T) {
 	}
 	if resp := get("/users/a/statuses/1"); resp.Header.Get("Cache-Status") != "" || fetches.Load() != 3 {
 		t.Fatalf("cache off: Cache-Status %q, %d fetches", resp.Header.Get("Cache-Status"), fetches.Load())
+	}
+}
+
+// TestReadyzFollowsCacheDisk: /readyz's cache_disk check fails when the
+// disk tier's directory is gone, and says so.
+func TestReadyzFollowsCacheDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	cfg, err := configs.Default(configs.PresetPleroma)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cache.Dir = dir
+	cfg.TLS.StateDir = filepath.Join(t.TempDir(), "state")
+	cfg.Egress.Listen, cfg.Admin.Listen = "", ""
+	g, err := buildGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.closeParts()
+	var probe func(context.Context) error
+	for _, c := range g.readyChecks() {
+		if c.Name == "cache_disk" {
+			probe = c.Probe
+		}
+	}
+	if probe == nil {
+		t.Fatal("no cache_disk check with cache.dir set")
+	}
+	if err := probe(context.Background()); err != nil {
+		t.Fatalf("healthy disk tier: %v", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe(context.Background()); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("dir gone: %v", err)
 	}
 }
