@@ -16,6 +16,7 @@ type CacheTiers struct {
 // happen, tier sizes read from the cache when scraped.
 type cacheMetrics struct {
 	results *prometheus.CounterVec
+	known   map[string]prometheus.Counter // the six results, resolved once
 	source  atomic.Pointer[func() CacheTiers]
 	objects *prometheus.Desc
 	bytes   *prometheus.Desc
@@ -30,6 +31,10 @@ func newCacheMetrics(reg *prometheus.Registry) *cacheMetrics {
 		objects: prometheus.NewDesc("fedigate_cache_objects", "Primary keys stored, by tier (memory, disk).", []string{"tier"}, nil),
 		bytes:   prometheus.NewDesc("fedigate_cache_bytes", "Bytes stored (keys, fields and bodies), by tier.", []string{"tier"}, nil),
 		evicted: prometheus.NewDesc("fedigate_cache_evictions_total", "Entries evicted to stay under max_memory / max_disk, by tier.", []string{"tier"}, nil),
+	}
+	c.known = map[string]prometheus.Counter{}
+	for _, r := range []string{"hit", "miss", "stale", "coalesced", "revalidated", "bypass"} {
+		c.known[r] = c.results.WithLabelValues(r)
 	}
 	reg.MustRegister(c.results, c)
 	return c
@@ -58,7 +63,13 @@ func (c *cacheMetrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 // CacheResult counts one request the response cache handled.
-func (m *Metrics) CacheResult(result string) { m.cache.results.WithLabelValues(result).Inc() }
+func (m *Metrics) CacheResult(result string) {
+	if c, ok := m.cache.known[result]; ok {
+		c.Inc()
+		return
+	}
+	m.cache.results.WithLabelValues(result).Inc()
+}
 
 // CacheSource sets what the tier metrics read when scraped; nil = no cache.
 func (m *Metrics) CacheSource(f func() CacheTiers) {

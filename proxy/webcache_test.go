@@ -3,13 +3,13 @@ package proxy
 import (
 	"compress/gzip"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/fedigate/fedigate/cache"
 )
@@ -151,5 +151,40 @@ func TestWebCacheAfterGuards(t *testing.T) {
 	if got := results(); got["miss"] != 1 || got["hit"] != 2 {
 		t.Fatalf("results %v", got)
 	}
-	_ = time.Second
+}
+
+// BenchmarkHandlerCacheHit runs the whole chain in-process (no TLS) for a
+// stored public status: the cost of a hit at the edge.
+func BenchmarkHandlerCacheHit(b *testing.B) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=180, public")
+		w.Header().Set("Vary", "Accept, Accept-Language, Cookie")
+		w.Header().Set("Content-Type", "application/activity+json; charset=utf-8")
+		_, _ = io.WriteString(w, `{"type":"Note","content":"`+strings.Repeat("x", 1500)+`"}`)
+	}))
+	b.Cleanup(be.Close)
+	cfg := testConfig(b, be.URL, "")
+	c, err := cache.New(cfg.Cache, cache.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	tc, _ := testTLS(b)
+	e, err := New(cfg, Options{TLSConfig: tc, Logger: slog.New(slog.DiscardHandler), WebCache: c.Handler})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := e.Handler()
+	req := httptest.NewRequest(http.MethodGet, "https://example.test/users/alice/statuses/1", nil)
+	req.Header.Set("Accept", "application/activity+json")
+	req.RemoteAddr = "192.0.2.1:50000"
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 || w.Header().Get("Cache-Status") != "fedigate; hit" {
+			b.Fatal(w.Code, w.Header().Get("Cache-Status"))
+		}
+	}
 }

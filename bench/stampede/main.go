@@ -36,11 +36,19 @@ import (
 
 const burst = 400
 
+// logLevel is fedigate's log level: "info" logs every request (as nginx's
+// access_log here); -quiet-logs sets "warn", to see what the log costs.
+var logLevel = "info"
+
 func main() {
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	secs := flag.Int("seconds", 10, "seconds of repeated fetches per contestant and round")
 	conns := flag.Int("conns", 64, "wrk connections for repeated fetches")
+	quiet := flag.Bool("quiet-logs", false, "fedigate without access log (to see its cost; nginx keeps its log)")
 	flag.Parse()
+	if *quiet {
+		logLevel = "warn"
+	}
 	if err := run(*rounds, *secs, *conns); err != nil {
 		fmt.Fprintln(os.Stderr, "stampede:", err)
 		os.Exit(1)
@@ -102,6 +110,7 @@ func run(rounds, secs, conns int) error {
 				res[c.name] = &result{}
 			}
 			path := fmt.Sprintf("/users/alice/statuses/%d%03d", r, c.port%1000)
+			be.idle()
 			before := be.fetches.Load()
 			d, err := coldBurst(c.port, path)
 			if err != nil {
@@ -130,8 +139,21 @@ func run(rounds, secs, conns int) error {
 
 // backend is Puma-like: 5 requests at a time, 50 ms each.
 type backend struct {
-	addr    string
-	fetches atomic.Int64
+	addr     string
+	fetches  atomic.Int64
+	inFlight atomic.Int64
+}
+
+// idle waits until the backend has served what the last contestant left
+// queued (wrk's connections end with requests still in its queue).
+func (b *backend) idle() {
+	for quiet := 0; quiet < 10; time.Sleep(20 * time.Millisecond) {
+		if b.inFlight.Load() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
 }
 
 func startBackend() (*backend, error) {
@@ -144,6 +166,8 @@ func startBackend() (*backend, error) {
 	body := `{"@context":"https://www.w3.org/ns/activitystreams","type":"Note","content":"` + strings.Repeat("x", 1500) + `"}`
 	go func() {
 		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b.inFlight.Add(1)
+			defer b.inFlight.Add(-1)
 			slots <- struct{}{}
 			defer func() { <-slots }()
 			b.fetches.Add(1)
@@ -262,8 +286,8 @@ listen = ""
 [cache]
 enabled = %t
 [log]
-level = "info"
-`, c.port, filepath.Join(work, c.name+"-state"), filepath.Join(work, "cert.pem"), filepath.Join(work, "key.pem"), backend, c.name == "fedigate")
+level = "%s"
+`, c.port, filepath.Join(work, c.name+"-state"), filepath.Join(work, "cert.pem"), filepath.Join(work, "key.pem"), backend, c.name == "fedigate", logLevel)
 }
 
 func waitListening(port int) error {
