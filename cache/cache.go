@@ -243,10 +243,13 @@ func (c *Cache) tierOf(path string, size int64) Store {
 	return nil
 }
 
-// maxStore is the largest body the cache keeps for a path.
+// maxStore is the largest body the cache keeps for a path. A body is
+// held in memory while it arrives, so even for the disk tier it is bounded
+// (a quarter of max_disk, at most 8 max_object: 64 MB by default), and
+// concurrent large downloads cannot make the gateway hold max_disk at once.
 func (c *Cache) maxStore(path string) int64 {
 	if c.tierOf(path, c.cfg.MaxObject+1) != nil {
-		return c.cfg.MaxDisk / 4
+		return min(c.cfg.MaxDisk/4, 8*c.cfg.MaxObject)
 	}
 	return c.cfg.MaxObject
 }
