@@ -93,7 +93,7 @@ func TestMetricsMoveWithEvents(t *testing.T) {
 	m.Request("web", 502, time.Millisecond)
 	m.RateLimit("sign-up", "limited", false)
 	m.RateLimit("sign-up", "store_error_allowed", true)
-	m.StoreBreaker(true)
+	m.WatchStoreBreaker(func() bool { return true })
 	m.Gate("refused", "replayed")
 	m.Surge(true)
 	m.Egress("connect", "denied_private", 0, 0)
@@ -150,5 +150,14 @@ func BenchmarkMetricsRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Request("web", 200, time.Millisecond)
+	}
+}
+
+func TestAccessLogDroppedMetric(t *testing.T) {
+	m := NewMetrics()
+	m.AccessLogDropped(func() uint64 { return 7 })
+	s := startAdmin(t, Options{Metrics: m})
+	if _, body := get(t, "http://"+s.Addr().String()+"/metrics"); !strings.Contains(body, "fedigate_accesslog_dropped_lines_total 7") {
+		t.Errorf("metrics lack the dropped lines:\n%s", body)
 	}
 }

@@ -8,6 +8,7 @@ package admin
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	limitDecisions *prometheus.CounterVec
 	storeErrors    prometheus.Counter
-	breakerOpen    prometheus.Gauge
+	breakerOpen    atomic.Pointer[func() bool]
 	gateEvents     *prometheus.CounterVec
 	surge          prometheus.Gauge
 	egressEvents   *prometheus.CounterVec
@@ -53,8 +54,13 @@ func NewMetrics() *Metrics {
 	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fedigate_ratelimit_store_errors_total", Help: "Decisions the rate-limit store could not make (Redis down or slow).",
 	})
-	m.breakerOpen = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "fedigate_ratelimit_store_breaker_open", Help: "1 while the rate-limit store is skipped after failures, else 0.",
+	breakerOpen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fedigate_ratelimit_store_breaker_open", Help: "1 while the rate-limit store's breaker is open (Redis skipped after failures in a row), else 0.",
+	}, func() float64 {
+		if open := m.breakerOpen.Load(); open != nil {
+			return b2f((*open)())
+		}
+		return 0
 	})
 	m.gateEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fedigate_signup_events_total", Help: "Sign-up gate events: challenge shown, solved, pass admitted, refused (by reason).",
@@ -72,7 +78,7 @@ func NewMetrics() *Metrics {
 		Name: "fedigate_certificate_expiry_timestamp_seconds", Help: "When each served certificate expires (Unix time).",
 	}, []string{"name"})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.upstreamErrors, m.limitDecisions, m.storeErrors,
-		m.breakerOpen, m.gateEvents, m.surge, m.egressEvents, m.egressBytes, m.certExpiry,
+		breakerOpen, m.gateEvents, m.surge, m.egressEvents, m.egressBytes, m.certExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -99,8 +105,17 @@ func (m *Metrics) RateLimit(rule, outcome string, storeErr bool) {
 	}
 }
 
-// StoreBreaker records the store breaker opening (true) or closing.
-func (m *Metrics) StoreBreaker(open bool) { m.breakerOpen.Set(b2f(open)) }
+// WatchStoreBreaker makes fedigate_ratelimit_store_breaker_open read
+// open() at each scrape, so it shows the breaker itself, never a stale
+// copy (cmd passes the running Limiter's StoreDown, and the new one's on
+// reload); nil = 0.
+func (m *Metrics) WatchStoreBreaker(open func() bool) {
+	if open == nil {
+		m.breakerOpen.Store(nil)
+		return
+	}
+	m.breakerOpen.Store(&open)
+}
 
 // Gate records a sign-up gate event.
 func (m *Metrics) Gate(event, reason string) { m.gateEvents.WithLabelValues(event, reason).Inc() }
@@ -129,4 +144,14 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// AccessLogDropped exports dropped (the access log's count of the lines
+// it dropped: buffer full, write failed) as
+// fedigate_accesslog_dropped_lines_total. Called once, when an access log
+// is built.
+func (m *Metrics) AccessLogDropped(dropped func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "fedigate_accesslog_dropped_lines_total", Help: "Access-log lines dropped because the output did not keep up (buffer full) or failed.",
+	}, func() float64 { return float64(dropped()) }))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/httplog"
 )
 
 // Check is one dependency /readyz probes.
@@ -76,7 +77,7 @@ func New(cfg configs.Admin, opts Options) (*Server, error) {
 		Handler:           s.localOnly(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ErrorLog:          httplog.ErrorLog(s.log, "admin"),
 	}
 	return s, nil
 }

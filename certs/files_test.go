@@ -55,7 +55,7 @@ func TestFilesReloadSwapsGoodAndKeepsOldOnBad(t *testing.T) {
 		t.Fatal("not loaded")
 	}
 	writePair(t, dir, "two.test", now.Add(-time.Hour), now.Add(24*time.Hour))
-	if err := s.Reload(); err != nil || served(t, s).Subject.CommonName != "two.test" {
+	if err := reload(s); err != nil || served(t, s).Subject.CommonName != "two.test" {
 		t.Fatalf("reload: %v", err)
 	}
 	// A key that does not match the certificate: refused, old kept.
@@ -63,15 +63,50 @@ func TestFilesReloadSwapsGoodAndKeepsOldOnBad(t *testing.T) {
 	_, otherKey := writePair(t, other, "three.test", now.Add(-time.Hour), now.Add(24*time.Hour))
 	b, _ := os.ReadFile(otherKey)
 	os.WriteFile(keyPath, b, 0o600)
-	if err := s.Reload(); err == nil {
+	if err := reload(s); err == nil {
 		t.Fatal("mismatched pair accepted")
 	}
 	if served(t, s).Subject.CommonName != "two.test" {
 		t.Fatal("old certificate not kept")
 	}
 	os.WriteFile(certPath, []byte("not pem"), 0o644)
-	if err := s.Reload(); err == nil || served(t, s).Subject.CommonName != "two.test" {
+	if err := reload(s); err == nil || served(t, s).Subject.CommonName != "two.test" {
 		t.Fatalf("garbage accepted: %v", err)
+	}
+}
+
+// reload prepares and commits at once, as a config reload that builds.
+func reload(s *Source) error {
+	p, err := s.PrepareReload()
+	if err != nil {
+		return err
+	}
+	p.Commit()
+	return nil
+}
+
+// A reload prepared and never committed (the config reload failed later)
+// leaves the served pair as it was, though the files changed; the commit
+// of a later reload serves them.
+func TestFilesReloadPreparedNotCommittedChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	certPath, keyPath := writePair(t, dir, "one.test", now.Add(-time.Hour), now.Add(24*time.Hour))
+	s, err := filesSource(t, certPath, keyPath, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePair(t, dir, "two.test", now.Add(-time.Hour), now.Add(24*time.Hour))
+	p, err := s.PrepareReload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := served(t, s).Subject.CommonName; got != "one.test" {
+		t.Fatalf("served %s after a prepare alone", got)
+	}
+	p.Commit()
+	if got := served(t, s).Subject.CommonName; got != "two.test" {
+		t.Fatalf("served %s after the commit", got)
 	}
 }
 

@@ -84,29 +84,65 @@ func tightenKey(path string, log interface{ Warn(string, ...any) }) error {
 }
 
 // renewIfNeeded serves the stored leaf when it is signed by the CA, covers
-// every name and has more than leafRenewAt left; else it issues a new one.
+// every name and has more than leafRenewAt left; else it issues a new one,
+// writes it, and serves it.
 func (s *Source) renewIfNeeded() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ca, caKey, err := s.loadOrCreateCA()
+	next, err := s.nextLeaf()
 	if err != nil {
 		return err
+	}
+	if next.key != nil {
+		if err := next.save(s); err != nil {
+			return err
+		}
+	}
+	next.serve(s)
+	return nil
+}
+
+// leafChoice is the leaf the self-signed mode should serve: the stored one
+// (key nil), or one just issued in memory (key set) and not yet written.
+type leafChoice struct {
+	cert *tls.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// nextLeaf picks the leaf to serve without serving it or writing it (the
+// one write it can make is a missing CA, which serves nothing by itself).
+// The caller holds s.mu.
+func (s *Source) nextLeaf() (leafChoice, error) {
+	ca, caKey, err := s.loadOrCreateCA()
+	if err != nil {
+		return leafChoice{}, err
 	}
 	now := s.now()
 	if cert, err := tls.LoadX509KeyPair(s.path(leafFile), s.path(leafKeyFile)); err == nil && s.leafFits(cert.Leaf, ca, now) {
-		if cur := s.current.Load(); cur == nil || !cur.Leaf.Equal(cert.Leaf) {
-			s.current.Store(&cert)
-		}
-		return nil
+		return leafChoice{cert: &cert}, nil
 	}
-	cert, err := s.issueLeaf(ca, caKey, now)
+	cert, key, err := s.issueLeaf(ca, caKey, now)
 	if err != nil {
-		return err
+		return leafChoice{}, err
 	}
-	s.current.Store(cert)
-	s.log.Info("self-signed leaf issued", "names", strings.Join(describe(cert.Leaf, "").Names, ","),
-		"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "sha256", Fingerprint(cert.Leaf.Raw))
-	return nil
+	return leafChoice{cert: cert, key: key}, nil
+}
+
+// save writes a newly issued leaf and its key to tls.state_dir.
+func (c leafChoice) save(s *Source) error {
+	return writeKeyAndCert(s.path(leafKeyFile), s.path(leafFile), c.key, c.cert.Leaf.Raw)
+}
+
+// serve makes c the served leaf; the caller holds s.mu.
+func (c leafChoice) serve(s *Source) {
+	if cur := s.current.Load(); cur != nil && cur.Leaf.Equal(c.cert.Leaf) {
+		return
+	}
+	s.current.Store(c.cert)
+	if c.key != nil {
+		s.log.Info("self-signed leaf issued", "names", strings.Join(describe(c.cert.Leaf, "").Names, ","),
+			"not_after", c.cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "sha256", Fingerprint(c.cert.Leaf.Raw))
+	}
 }
 
 func (s *Source) leafFits(leaf, ca *x509.Certificate, now time.Time) bool {
@@ -186,14 +222,15 @@ func (s *Source) createCA() (*x509.Certificate, crypto.Signer, error) {
 	return ca, key, nil
 }
 
-func (s *Source) issueLeaf(ca *x509.Certificate, caKey crypto.Signer, now time.Time) (*tls.Certificate, error) {
+// issueLeaf makes a new leaf signed by the CA, in memory only.
+func (s *Source) issueLeaf(ca *x509.Certificate, caKey crypto.Signer, now time.Time) (*tls.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	serial, err := randomSerial()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dns, ips := s.leafNames()
 	tmpl := &x509.Certificate{
@@ -208,13 +245,10 @@ func (s *Source) issueLeaf(ca *x509.Certificate, caKey crypto.Signer, now time.T
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 	if err != nil {
-		return nil, err
-	}
-	if err := writeKeyAndCert(s.path(leafKeyFile), s.path(leafFile), key, der); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	leaf, _ := x509.ParseCertificate(der)
-	return &tls.Certificate{Certificate: [][]byte{der, ca.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	return &tls.Certificate{Certificate: [][]byte{der, ca.Raw}, PrivateKey: key, Leaf: leaf}, key, nil
 }
 
 func (s *Source) describeSelfSigned(w io.Writer) error {

@@ -150,6 +150,35 @@ func TestSelfSignedRenewedWithoutRestart(t *testing.T) {
 	}
 }
 
+// A renewal prepared by a reload that then fails serves nothing and
+// writes no leaf: the stored leaf and the served one stay as they were;
+// the commit writes and serves the new one.
+func TestSelfSignedReloadPreparedNotCommittedChangesNothing(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.now)
+	first := served(t, s)
+	stored, _ := os.ReadFile(filepath.Join(s.cfg.StateDir, leafFile))
+	clk.add(61 * 24 * time.Hour) // 29 days left: due
+	p, err := s.PrepareReload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !served(t, s).Equal(first) {
+		t.Fatal("a prepare alone changed the served leaf")
+	}
+	if now, _ := os.ReadFile(filepath.Join(s.cfg.StateDir, leafFile)); !bytes.Equal(now, stored) {
+		t.Fatal("a prepare alone wrote the leaf")
+	}
+	p.Commit()
+	second := served(t, s)
+	if second.Equal(first) {
+		t.Fatal("the commit did not serve the renewed leaf")
+	}
+	if onDisk := pemCert(t, filepath.Join(s.cfg.StateDir, leafFile)); !onDisk.Equal(second) {
+		t.Fatal("the commit did not write the leaf it serves")
+	}
+}
+
 func TestSelfSignedReissuedWhenHostsChange(t *testing.T) {
 	dir := t.TempDir()
 	a := selfSigned(t, dir, []string{"one.test"}, nil)

@@ -67,7 +67,7 @@ type Source struct {
 
 	current atomic.Pointer[tls.Certificate] // self-signed and files
 	mu      sync.Mutex                      // serialises renew/reload
-	fileMod [2]time.Time                    // files: cert and key mtimes last loaded
+	fileMod filesMods                       // files: cert and key mtimes last loaded
 	acme    *acmeSource                     // acme mode
 
 	stop      chan struct{}
@@ -134,19 +134,6 @@ func (s *Source) TLSConfig() *tls.Config {
 		return nil, errors.New("no certificate")
 	}
 	return c
-}
-
-// Reload re-reads what may have changed: files mode re-reads the PEM pair
-// (a bad new pair is refused and the old one kept); self-signed renews the
-// leaf if it no longer fits; acme has nothing to do (certmagic renews).
-func (s *Source) Reload() error {
-	switch s.cfg.Mode {
-	case configs.TLSFiles:
-		return s.loadFiles()
-	case configs.TLSSelfSigned:
-		return s.renewIfNeeded()
-	}
-	return nil
 }
 
 // HTTPChallenge answers ACME HTTP-01 challenges on the redirect listener

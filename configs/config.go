@@ -51,6 +51,9 @@ type Server struct {
 	IdleTimeout       time.Duration  `toml:"idle_timeout"`
 	ShutdownTimeout   time.Duration  `toml:"shutdown_timeout"`
 	HSTS              string         `toml:"hsts"`
+	// MaxStreamsPerClient bounds the open websockets and event streams of
+	// the streaming route per client (IPv6 per ratelimit.ipv6_prefix).
+	MaxStreamsPerClient int `toml:"max_streams_per_client"`
 }
 
 // TLS is the [tls] section.
@@ -79,6 +82,14 @@ type Backend struct {
 	EnvFile         string        `toml:"env_file"` // Mastodon's .env.production, read by doctor
 	ConnectTimeout  time.Duration `toml:"connect_timeout"`
 	ResponseTimeout time.Duration `toml:"response_timeout"` // time to the response headers; then 504
+	// IdleTimeout is how long a backend connection may wait in the pool,
+	// on every path to the backend; under Puma's persistent_timeout (20 s).
+	IdleTimeout time.Duration `toml:"idle_timeout"`
+	// MaxIdleConns bounds the idle connections kept to each backend.
+	MaxIdleConns int `toml:"max_idle_conns"`
+	// MaxResponseHeaderBytes bounds a backend answer's header block; over
+	// it the answer is 502.
+	MaxResponseHeaderBytes int64 `toml:"max_response_header_bytes,size"`
 }
 
 // RateLimit is the [ratelimit] section. Rules holds the preset's rules
@@ -107,12 +118,16 @@ const (
 type Rule struct {
 	Name    string   `toml:"name"`
 	Methods []string `toml:"methods"` // upper case; empty = any method
-	// Paths are exact paths, or prefixes when they end in "*".
+	// Paths are exact paths, or prefixes when they end in "*"; Except,
+	// written alike, are paths among them the rule never counts.
 	Paths  []string      `toml:"paths"`
+	Except []string      `toml:"except"`
 	Limit  int           `toml:"limit"`
 	Period time.Duration `toml:"period"`
-	// Unauthenticated: count only requests with no Authorization header
-	// and no session cookie (Mastodon's "unauthenticated API" throttle).
+	// Unauthenticated: count only requests that carry no credentials: no
+	// Authorization header, no access_token or bearer_token query or form
+	// parameter, no session cookie, and on the streaming route no
+	// Sec-WebSocket-Protocol (Mastodon's "unauthenticated API" throttle).
 	Unauthenticated bool           `toml:"unauthenticated"`
 	Exempt          []netip.Prefix `toml:"exempt"`
 	// Disabled drops a preset rule of the same name.

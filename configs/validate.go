@@ -44,7 +44,7 @@ func validateServer(c *Config, fs *faults) {
 		}
 	}
 	positive(fs, "server.max_request_body", s.MaxRequestBody)
-	if s.MaxHeaderBytes < 4<<10 {
+	if s.MaxHeaderBytes < MinHeaderBytes {
 		fs.bad("server.max_header_bytes", "%d bytes is too small for real browsers: use at least \"4KB\"", s.MaxHeaderBytes)
 	}
 	positiveDuration(fs, "server.read_header_timeout", s.ReadHeaderTimeout)
@@ -52,6 +52,9 @@ func validateServer(c *Config, fs *faults) {
 	positiveDuration(fs, "server.shutdown_timeout", s.ShutdownTimeout)
 	if strings.ContainsAny(s.HSTS, "\r\n") {
 		fs.bad("server.hsts", "must be one line")
+	}
+	if s.MaxStreamsPerClient < 1 || s.MaxStreamsPerClient > 100_000 {
+		fs.bad("server.max_streams_per_client", "%d: want 1 to 100000 open websockets and event streams per client (each browser tab holds one)", s.MaxStreamsPerClient)
 	}
 }
 
@@ -112,6 +115,11 @@ func validateBackend(c *Config, fs *faults) {
 	}
 	positiveDuration(fs, "backend.connect_timeout", b.ConnectTimeout)
 	positiveDuration(fs, "backend.response_timeout", b.ResponseTimeout)
+	positiveDuration(fs, "backend.idle_timeout", b.IdleTimeout)
+	positive(fs, "backend.max_idle_conns", int64(b.MaxIdleConns))
+	if b.MaxResponseHeaderBytes < MinResponseHeaderBytes || b.MaxResponseHeaderBytes > MaxResponseHeaderBytes {
+		fs.bad("backend.max_response_header_bytes", "must be between 1KB and 16MB, like \"64KB\"")
+	}
 }
 
 func validateAdmin(c *Config, fs *faults) {

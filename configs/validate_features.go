@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 )
 
 func validateRateLimit(c *Config, fs *faults, ruleKeys map[string]string) {
@@ -31,11 +30,11 @@ func validateRateLimit(c *Config, fs *faults, ruleKeys map[string]string) {
 	default:
 		fs.bad("ratelimit.on_store_error", "%q: want \"allow\" or \"deny\"", r.OnStoreError)
 	}
-	if r.StoreTimeout <= 0 || r.StoreTimeout > 5*time.Second {
-		fs.bad("ratelimit.store_timeout", "%v: want more than 0 and at most \"5s\" (every limited request waits on it)", r.StoreTimeout)
+	if r.StoreTimeout <= 0 || r.StoreTimeout > MaxStoreTimeout {
+		fs.bad("ratelimit.store_timeout", "%v: want more than 0 and at most %q (every limited request waits on it)", r.StoreTimeout, MaxStoreTimeout.String())
 	}
-	if r.IPv6Prefix < 16 || r.IPv6Prefix > 128 {
-		fs.bad("ratelimit.ipv6_prefix", "%d: want a prefix length from 16 to 128 (64 counts each /64 network as one client)", r.IPv6Prefix)
+	if r.IPv6Prefix < MinIPv6Prefix || r.IPv6Prefix > MaxIPv6Prefix {
+		fs.bad("ratelimit.ipv6_prefix", "%d: want a prefix length from %d to %d (64 counts each /64 network as one client)", r.IPv6Prefix, MinIPv6Prefix, MaxIPv6Prefix)
 	}
 	kept := r.Rules[:0]
 	for _, rule := range r.Rules {
@@ -50,6 +49,9 @@ func validateRateLimit(c *Config, fs *faults, ruleKeys map[string]string) {
 		kept = append(kept, rule)
 	}
 	r.Rules = kept
+	if len(kept) > MaxRules {
+		fs.bad("ratelimit.rule", "%d rules (preset and file together): at most %d", len(kept), MaxRules)
+	}
 }
 
 func validateRule(fs *faults, k string, r *Rule) {
@@ -63,16 +65,23 @@ func validateRule(fs *faults, k string, r *Rule) {
 	if len(r.Paths) == 0 {
 		fs.bad(k+".paths", "rule %q needs paths, like [\"/auth\"] (a trailing * matches a prefix)", r.Name)
 	}
-	for i, p := range r.Paths {
-		if !strings.HasPrefix(p, "/") || strings.Contains(strings.TrimSuffix(p, "*"), "*") {
-			fs.bad(key(k+".paths", i), "%q: a path starts with / and may end in * (a prefix); no other wildcards", p)
+	for _, f := range [...]struct {
+		name  string
+		paths []string
+	}{{"paths", r.Paths}, {"except", r.Except}} {
+		for i, p := range f.paths {
+			if !strings.HasPrefix(p, "/") || strings.Contains(strings.TrimSuffix(p, "*"), "*") {
+				fs.bad(key(k+"."+f.name, i), "%q: a path starts with / and may end in * (a prefix); no other wildcards", p)
+			}
 		}
 	}
 	if r.Limit < 1 {
 		fs.bad(k+".limit", "rule %q: limit must be at least 1 (to turn a rule off, set disabled = true)", r.Name)
+	} else if r.Limit > MaxRuleLimit {
+		fs.bad(k+".limit", "rule %q: limit %d: at most %d (the memory store keeps a timestamp per counted request)", r.Name, r.Limit, MaxRuleLimit)
 	}
-	if r.Period < time.Second {
-		fs.bad(k+".period", "rule %q: period must be at least \"1s\"", r.Name)
+	if r.Period < MinRulePeriod {
+		fs.bad(k+".period", "rule %q: period must be at least %q", r.Name, MinRulePeriod.String())
 	}
 }
 
@@ -101,11 +110,11 @@ func validateSignup(c *Config, fs *faults) {
 	default:
 		fs.bad("signup.gate", "%q: want \"off\", \"pow\", \"hcaptcha\" or \"turnstile\"", s.Gate)
 	}
-	powOK := s.PowDifficulty >= 8 && s.PowDifficulty <= 28
+	powOK := s.PowDifficulty >= MinPowDifficulty && s.PowDifficulty <= MaxPowDifficulty
 	if !powOK {
-		fs.bad("signup.pow_difficulty", "%d: want 8 to 28 leading zero bits (each bit doubles a person's wait)", s.PowDifficulty)
+		fs.bad("signup.pow_difficulty", "%d: want %d to %d leading zero bits (each bit doubles a person's wait)", s.PowDifficulty, MinPowDifficulty, MaxPowDifficulty)
 	}
-	if s.PassTTL < time.Minute || s.PassTTL > 24*time.Hour {
+	if s.PassTTL < MinPassTTL || s.PassTTL > MaxPassTTL {
 		fs.bad("signup.pass_ttl", "%v: want from \"1m\" to \"24h\"", s.PassTTL)
 	}
 	switch s.API {
@@ -123,10 +132,12 @@ func validateSignup(c *Config, fs *faults) {
 		fs.bad("signup.surge_threshold", "must be 0 (off) or more")
 	}
 	if s.SurgeThreshold > 0 {
-		positiveDuration(fs, "signup.surge_window", s.SurgeWindow)
+		if s.SurgeWindow < MinSurgeWindow {
+			fs.bad("signup.surge_window", "%v: want at least %q (attempts are counted in 60 buckets of a sixtieth of it)", s.SurgeWindow, MinSurgeWindow.String())
+		}
 		positiveDuration(fs, "signup.surge_hold", s.SurgeHold)
-		if s.SurgeExtraBits < 0 || s.SurgeExtraBits > 8 || (powOK && s.PowDifficulty+s.SurgeExtraBits > 30) {
-			fs.bad("signup.surge_extra_bits", "%d: want 0 to 8, and pow_difficulty + surge_extra_bits at most 30", s.SurgeExtraBits)
+		if s.SurgeExtraBits < 0 || s.SurgeExtraBits > MaxSurgeExtraBits || (powOK && s.PowDifficulty+s.SurgeExtraBits > MaxPowTotal) {
+			fs.bad("signup.surge_extra_bits", "%d: want 0 to %d, and pow_difficulty + surge_extra_bits at most %d", s.SurgeExtraBits, MaxSurgeExtraBits, MaxPowTotal)
 		}
 	}
 }
@@ -167,7 +178,7 @@ func validateEgress(c *Config, fs *faults) {
 	if e.MaxConnsPerHost < 1 || e.MaxConnsPerHost > e.MaxConns {
 		fs.bad("egress.max_conns_per_host", "%d: want from 1 to max_conns (%d)", e.MaxConnsPerHost, e.MaxConns)
 	}
-	if e.MaxHeaderBytes < 4<<10 {
+	if e.MaxHeaderBytes < MinHeaderBytes {
 		fs.bad("egress.max_header_bytes", "must be at least \"4KB\"")
 	}
 	switch e.Resolver {

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/httplog"
 )
 
 // Options are a Proxy's hooks; every zero value is documented.
@@ -98,8 +99,9 @@ func New(cfg configs.Egress, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("egress.hidden_upstream: want socks5://host:port")
 		}
 	}
-	if cfg.MaxConns < 1 || cfg.MaxConnsPerHost < 1 || cfg.ConnectTimeout <= 0 || cfg.IdleTimeout <= 0 {
-		return nil, errors.New("egress: max_conns, max_conns_per_host, connect_timeout and idle_timeout must be positive")
+	if cfg.MaxConns < 1 || cfg.MaxConnsPerHost < 1 || cfg.MaxConnsPerHost > cfg.MaxConns || cfg.ConnectTimeout <= 0 || cfg.IdleTimeout <= 0 ||
+		cfg.MaxHeaderBytes < configs.MinHeaderBytes {
+		return nil, fmt.Errorf("egress: max_conns and max_conns_per_host (at most max_conns) must be at least 1, connect_timeout and idle_timeout positive, max_header_bytes at least %d", configs.MinHeaderBytes)
 	}
 	r := opts.Resolver
 	if r == nil {
@@ -121,7 +123,7 @@ func New(cfg configs.Egress, opts Options) (*Proxy, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorLog:          httplog.ErrorLog(p.log, "egress"),
 	}
 	return p, nil
 }

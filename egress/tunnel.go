@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fedigate/fedigate/internal/copybuf"
+	"github.com/fedigate/fedigate/internal/httplog"
 )
 
 // connect answers CONNECT: the guard and the upstream first, then 200 and
@@ -89,8 +92,6 @@ func pipe(client, upstream net.Conn, idle time.Duration) (int64, int64) {
 	return up, down
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
 // copyIdle copies src to dst: on the TCP connections themselves when both
 // are at hand (the kernel splices, no copy through user space), else
 // through a buffer.
@@ -132,8 +133,8 @@ func spliceIdle(dst, src *net.TCPConn, idle time.Duration, last *atomic.Int64) i
 // direction moved recently is extended; when both were idle, the tunnel
 // ends. EOF half-closes dst so the other direction can finish.
 func bufferIdle(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	bp := copybuf.Shared.Borrow()
+	defer copybuf.Shared.Return(bp)
 	buf := *bp
 	var n int64
 	for {
@@ -262,6 +263,8 @@ func (p *Proxy) newForwarder() *httputil.ReverseProxy {
 			return nil
 		},
 		FlushInterval: -1,
+		BufferPool:    copybuf.Shared,
+		ErrorLog:      httplog.ErrorLog(p.log, "egress"),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := r.Context().Value(forwardKey{}).(*forwardState)
 			st.err = err

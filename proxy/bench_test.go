@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -37,24 +38,47 @@ func BenchmarkRouting(b *testing.B) {
 }
 
 // BenchmarkHandlerProxySmallJSON runs the whole chain in-process (no TLS)
-// against a loopback backend answering a small JSON.
+// against a loopback backend answering a small JSON, down each path to
+// the backend: the lean client (GET), ReverseProxy for the same GET (the
+// A/B of the two: the lean client stays only while it buys 15% or more),
+// and ReverseProxy for a POST (its only path).
 func BenchmarkHandlerProxySmallJSON(b *testing.B) {
+	be := smallJSONBackend(b)
+	discard := slog.New(slog.DiscardHandler)
+	b.Run("lean/GET", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard}, http.MethodGet) })
+	b.Run("reverseproxy/GET", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard, noLean: true}, http.MethodGet) })
+	b.Run("reverseproxy/POST", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard}, http.MethodPost) })
+}
+
+func smallJSONBackend(b *testing.B) *httptest.Server {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
 	}))
 	b.Cleanup(be.Close)
-	cfg := testConfig(b, be.URL, "")
+	return be
+}
+
+// benchHandler runs method /api/v1/accounts/1 (a POST with a small body)
+// through an edge's handler with opts, in-process.
+func benchHandler(b *testing.B, be *httptest.Server, opts Options, method string) {
 	tc, _ := testTLS(b)
-	e, err := New(cfg, Options{TLSConfig: tc, Logger: slog.New(slog.DiscardHandler)})
+	opts.TLSConfig = tc
+	e, err := New(testConfig(b, be.URL, ""), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	h := e.Handler()
-	req := httptest.NewRequest(http.MethodGet, "https://example.test/api/v1/accounts/1", nil)
+	req := httptest.NewRequest(method, "https://example.test/api/v1/accounts/1", nil)
 	req.RemoteAddr = "192.0.2.1:50000"
+	body := strings.NewReader(`{"type":"Create"}`)
 	b.ReportAllocs()
 	for b.Loop() {
+		if method == http.MethodPost {
+			body.Reset(`{"type":"Create"}`)
+			req.Body, req.ContentLength = io.NopCloser(body), int64(body.Len())
+		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != 200 {
@@ -65,12 +89,7 @@ func BenchmarkHandlerProxySmallJSON(b *testing.B) {
 
 // benchEdge starts an edge with HTTP/3 in front of a small-JSON backend.
 func benchEdge(b *testing.B) *testEdge {
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
-	}))
-	b.Cleanup(be.Close)
-	cfg := testConfig(b, be.URL, "")
+	cfg := testConfig(b, smallJSONBackend(b).URL, "")
 	cfg.Server.HTTP3 = true
 	return startEdge(b, cfg, Options{Logger: slog.New(slog.DiscardHandler)})
 }

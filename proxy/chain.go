@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,9 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/accesslog"
+	"github.com/fedigate/fedigate/internal/backendroute"
+	"github.com/fedigate/fedigate/internal/httplog"
 )
 
 // chain is everything one configuration decides: the handler of the edge
@@ -28,11 +32,14 @@ import (
 type chain struct {
 	cfg       *configs.Config
 	log       *slog.Logger
+	errorLog  *stdlog.Logger    // net/http's and ReverseProxy's own errors (httplog.ErrorLog)
+	access    *accesslog.Writer // nil: the access log goes through log
 	observe   func(route string, status int, d time.Duration)
 	tls       *tls.Config
 	hosts     map[string]struct{} // lower-case names; nil = any
 	hsts      string
 	maxBody   int64
+	maxHeader int64         // server.max_header_bytes: over it 431, answered by the edge
 	bodyIdle  time.Duration // Options.BodyIdleTimeout
 	send      time.Duration // Options.SendTimeout
 	trust     trust
@@ -54,6 +61,7 @@ type edgeState struct {
 	streamCtx    context.Context
 	streamCancel context.CancelFunc
 	conns        connTracker
+	streams      streams                // open streams per client (streams.go)
 	listenPort   atomic.Int32           // the bound HTTPS port, for redirects
 	altSvc       atomic.Pointer[string] // Alt-Svc for HTTP/3; nil or "" = none
 }
@@ -81,17 +89,20 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		log = slog.Default()
 	}
 	c := &chain{
-		cfg:      cfg,
-		log:      log,
-		observe:  opts.Observe,
-		hsts:     cfg.Server.HSTS,
-		maxBody:  cfg.Server.MaxRequestBody,
-		bodyIdle: cmp.Or(opts.BodyIdleTimeout, defaultBodyIdleTimeout),
-		send:     cmp.Or(opts.SendTimeout, defaultSendTimeout),
-		trust:    newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
-		routes:   newRouter(cfg.Routes),
-		gzip:     newGzipper(cfg.Routes.GzipTypes),
-		edge:     st,
+		cfg:       cfg,
+		log:       log,
+		errorLog:  httplog.ErrorLog(log, "edge"),
+		access:    opts.AccessLog,
+		observe:   opts.Observe,
+		hsts:      cfg.Server.HSTS,
+		maxBody:   cfg.Server.MaxRequestBody,
+		maxHeader: cfg.Server.MaxHeaderBytes,
+		bodyIdle:  cmp.Or(opts.BodyIdleTimeout, defaultBodyIdleTimeout),
+		send:      cmp.Or(opts.SendTimeout, defaultSendTimeout),
+		trust:     newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
+		routes:    newRouter(cfg.Routes),
+		gzip:      newGzipper(cfg.Routes.GzipTypes),
+		edge:      st,
 	}
 	c.tls = opts.TLSConfig.Clone()
 	if c.tls.MinVersion < tls.VersionTLS12 {
@@ -119,7 +130,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 			return nil, fmt.Errorf("proxy: reading %s: %w", filepath.Join(root, "500.html"), err)
 		}
 	}
-	b, err := newBackends(cfg.Backend, c)
+	b, err := newBackends(cfg.Backend, c, opts.noLean)
 	if err != nil {
 		c.closeStatic()
 		return nil, err
@@ -182,12 +193,16 @@ type reqState struct {
 	route    string
 	client   netip.Addr
 	counted  bool
+	stream   bool // the path is the streaming route's (IsStreaming)
 	body     *bodyGuard
 	ctx      stateCtx
 	wroteHdr bool
 	wdl      writeDeadliner // the server's writer; nil: no send timeout (send.go)
 	send     time.Duration
 	armedAt  time.Time
+	facts    backendroute.Facts
+	kept     bool                     // keep holds the edge's own headers (policy.go)
+	keep     [len(edgeOwned)][]string // by edgeOwned index
 }
 
 type stateKey struct{}
@@ -202,6 +217,9 @@ type stateCtx struct {
 func (c *stateCtx) Value(key any) any {
 	if _, ok := key.(stateKey); ok {
 		return c.st
+	}
+	if backendroute.IsContextKey(key) {
+		return &c.st.facts
 	}
 	return c.Context.Value(key)
 }
@@ -222,12 +240,13 @@ func ClientAddr(r *http.Request) netip.Addr {
 }
 
 func (s *reqState) WriteHeader(code int) {
-	if !s.wroteHdr && code >= 200 {
+	if code < 200 {
+		s.restoreEdge()
+		s.armSend(time.Now()) // an informational response is sent at once
+	} else if !s.wroteHdr {
 		s.wroteHdr = true
 		s.status = code
-	}
-	if code < 200 {
-		s.armSend(time.Now()) // an informational response is sent at once
+		s.restoreEdge()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
@@ -236,6 +255,7 @@ func (s *reqState) Write(b []byte) (int, error) {
 	if !s.wroteHdr {
 		s.wroteHdr = true
 		s.status = http.StatusOK
+		s.restoreEdge()
 	}
 	s.armSend(time.Now())
 	n, err := s.ResponseWriter.Write(b)
@@ -249,6 +269,7 @@ func (s *reqState) ReadFrom(src io.Reader) (int64, error) {
 	if !s.wroteHdr {
 		s.wroteHdr = true
 		s.status = http.StatusOK
+		s.restoreEdge()
 	}
 	n, err := io.Copy(sendWriter{s}, src)
 	s.bytes += n
@@ -272,40 +293,56 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.edge.active.Add(1)
 	defer c.finish(st, r, start)
 
+	// the client first: every refusal below is answered, logged and
+	// counted with it
 	peer := peerAddr(r)
+	trusted := peer.IsValid() && c.trust.trusted(peer)
 	st.client = peer
-	if !c.hostAllowed(r.Host) {
-		c.plainError(st, http.StatusMisdirectedRequest, "misdirected request: unknown host")
-		return
+	if trusted {
+		st.client = c.trust.decide(peer, r.Header)
 	}
+	st.ctx = stateCtx{Context: r.Context(), st: st}
+	r = r.WithContext(&st.ctx)
+	st.facts.Reset(r)
 	h := st.Header()
 	if c.hsts != "" {
 		h["Strict-Transport-Security"] = []string{c.hsts}
+	}
+	if !c.hostAllowed(r.Host) {
+		c.edgeError(st, r, http.StatusMisdirectedRequest, "misdirected request: unknown host")
+		return
 	}
 	if r.ProtoMajor < 3 {
 		if alt := c.edge.altSvc.Load(); alt != nil && *alt != "" {
 			h["Alt-Svc"] = []string{*alt}
 		}
 	} else if earlyDataUnsafe(r) {
-		c.plainError(st, http.StatusTooEarly, "too early: retry after the handshake")
+		c.edgeError(st, r, http.StatusTooEarly, "too early: retry after the handshake")
 		return
 	}
 	if r.Method == http.MethodConnect {
-		c.plainError(st, http.StatusMethodNotAllowed, "method not allowed")
+		c.edgeError(st, r, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	if !originTarget(r.URL) {
-		c.plainError(st, http.StatusBadRequest, "bad request: request target")
+		c.edgeError(st, r, http.StatusBadRequest, "bad request: request target")
 		return
 	}
 	if hasDotDotSegment(r.URL.Path) {
-		c.plainError(st, http.StatusBadRequest, "bad request: path")
+		c.edgeError(st, r, http.StatusBadRequest, "bad request: path")
+		return
+	}
+	if c.maxHeader > 0 && requestHeaderSize(r) > c.maxHeader {
+		if r.ProtoMajor == 1 {
+			h.Set("Connection", "close")
+		}
+		c.edgeError(st, r, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
 		return
 	}
 	if c.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > c.maxBody {
 			h.Set("Connection", "close")
-			c.plainError(st, http.StatusRequestEntityTooLarge, "request body too large")
+			c.edgeError(st, r, http.StatusRequestEntityTooLarge, "request body too large")
 			return
 		}
 		st.body = &bodyGuard{rc: r.Body, left: c.maxBody, ctl: http.NewResponseController(w), idle: c.bodyIdle}
@@ -313,13 +350,9 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = st.body.ctl.SetReadDeadline(time.Now().Add(c.bodyIdle))
 		r.Body = st.body
 	}
-	trusted := peer.IsValid() && c.trust.trusted(peer)
-	if trusted {
-		st.client = c.trust.decide(peer, r.Header)
-	}
 	cleanRequestHeaders(r.Header, trusted)
-	st.ctx = stateCtx{Context: r.Context(), st: st}
-	c.inner.ServeHTTP(st, r.WithContext(&st.ctx))
+	st.stream = c.routes.isStreaming(r.URL.Path)
+	c.inner.ServeHTTP(st, r)
 }
 
 func (c *chain) finish(st *reqState, r *http.Request, start time.Time) {
@@ -339,7 +372,10 @@ func (c *chain) finish(st *reqState, r *http.Request, start time.Time) {
 	if c.observe != nil {
 		c.observe(st.route, status, d)
 	}
-	if c.log.Enabled(r.Context(), slog.LevelInfo) {
+	if c.access != nil {
+		c.access.Log(&accesslog.Line{Time: now, Client: st.client, Method: r.Method, Path: r.URL.Path,
+			Status: status, Bytes: st.bytes, Duration: d, Route: st.route})
+	} else if c.log.Enabled(r.Context(), slog.LevelInfo) {
 		c.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("client", st.client.String()),
 			slog.String("method", r.Method),
@@ -404,11 +440,14 @@ func hasDotDotSegment(p string) bool {
 	return false
 }
 
-// plainError answers with a short text body (the public half of an error).
-func (c *chain) plainError(w http.ResponseWriter, status int, text string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, text+"\n")
+// requestHeaderSize is the size of r's header as server.max_header_bytes
+// counts it: the request line's target, Host, and each field.
+func requestHeaderSize(r *http.Request) int64 {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Host) + 16
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/accesslog"
 )
 
 // Options are the parts of the edge that are not in the config file.
@@ -58,6 +59,14 @@ type Options struct {
 	// connection closed; 0 = 60 s, nginx's send_timeout. Websockets, once
 	// upgraded, are not bound by it.
 	SendTimeout time.Duration
+
+	// noLean sends every request through ReverseProxy (tests and the A/B
+	// benchmark of the two backend paths).
+	noLean bool
+
+	// AccessLog receives the access log instead of Logger: buffered, no
+	// allocation, never blocking a request; nil = Logger at level Info.
+	AccessLog *accesslog.Writer
 }
 
 // Edge is the HTTPS edge. New builds it without binding; Start binds.
@@ -259,6 +268,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	}
 	e.waitDrained(ctx)
 	e.state.streamCancel()
+	e.state.streams.wait(ctx) // websockets get their close frames, SSE ends
 	e.state.conns.closeAll()
 	for _, l := range ls {
 		if l != nil && l.h3 != nil {

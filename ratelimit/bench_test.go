@@ -21,7 +21,7 @@ import (
 // One memory-store decision (target: <= 100 ns, 0 allocs). The limit is
 // never reached, so every iteration records.
 func BenchmarkMemoryDecision(b *testing.B) {
-	l, err := New(baseConfig(newRule("r", maxLimit, time.Millisecond, "/x")), Options{MaxMemory: 1 << 40})
+	l, err := New(baseConfig(newRule("r", configs.MaxRuleLimit, configs.MinRulePeriod, "/x")), Options{MaxMemory: 1 << 40, Now: steppingClock()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,10 +97,20 @@ func BenchmarkMemoryDecisionParallelSameClients(b *testing.B) {
 	})
 }
 
-// One Redis decision against a local redis-server: one round trip.
+// steppingClock moves a rule period on at each reading: every decision
+// finds its window empty, so a benchmark measures the admitted path.
+func steppingClock() func() time.Time {
+	var tick atomic.Int64
+	start := time.Now()
+	return func() time.Time { return start.Add(time.Duration(tick.Add(1)) * configs.MinRulePeriod) }
+}
+
+// One Redis decision against a local redis-server: one round trip. Each
+// iteration is another client, so every log holds one entry (Redis keeps
+// its own clock: no stepping clock there).
 func BenchmarkRedisDecision(b *testing.B) {
 	srv := testenv.Redis(b)
-	cfg := baseConfig(newRule("r", 1_000, time.Millisecond, "/x"))
+	cfg := baseConfig(newRule("r", 1_000, configs.MinRulePeriod, "/x"))
 	cfg.Store, cfg.RedisURL, cfg.StoreTimeout = configs.StoreRedis, "redis://"+srv.Addr+"/0", time.Second
 	l, err := New(cfg, Options{})
 	if err != nil {
@@ -112,7 +122,10 @@ func BenchmarkRedisDecision(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	var i uint32
 	for b.Loop() {
+		i++
+		c := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		if _, err := l.Allow(ctx, "r", c); err != nil {
 			b.Fatal(err)
 		}
@@ -150,10 +163,11 @@ func BenchmarkMiddlewareMastodon(b *testing.B) {
 	def, _ := configs.Default(configs.PresetMastodon)
 	cfg := def.RateLimit
 	for i := range cfg.Rules {
-		cfg.Rules[i].Limit = maxLimit // never refuse: measure the admitted path
-		cfg.Rules[i].Period = time.Millisecond
+		cfg.Rules[i].Limit = configs.MaxRuleLimit // never refuse: measure the admitted path
+		cfg.Rules[i].Period = configs.MinRulePeriod
 	}
-	l, err := New(cfg, Options{MaxMemory: 1 << 40})
+	// each decision a period after the last: every window is empty again
+	l, err := New(cfg, Options{MaxMemory: 1 << 40, Now: steppingClock()})
 	if err != nil {
 		b.Fatal(err)
 	}

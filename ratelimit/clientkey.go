@@ -93,3 +93,24 @@ func (k keyer) text(a netip.Addr) string {
 		return netip.PrefixFrom(a, k.v6bits).String()
 	}
 }
+
+// Keyer names clients as the rules count them, for the other parts of
+// fedigate that bound something per client (the edge's open streams), so
+// that "one client" means the same everywhere.
+type Keyer struct{ k keyer }
+
+// ClientKey is one client as a Keyer counts it; comparable, a map key.
+type ClientKey struct{ k clientKey }
+
+// NewKeyer counts IPv6 clients per network of ipv6Prefix bits
+// (ratelimit.ipv6_prefix), IPv4 clients per address.
+func NewKeyer(ipv6Prefix int) Keyer { return Keyer{newKeyer(ipv6Prefix)} }
+
+// Key is a's key: IPv4-mapped addresses count as the IPv4 address.
+func (k Keyer) Key(a netip.Addr) ClientKey { return ClientKey{k.k.keyOf(a)} }
+
+// Text is a as the log names it: "192.0.2.1" or "2001:db8:1:2::/64".
+func (k Keyer) Text(a netip.Addr) string {
+	_, counted := k.k.key(a)
+	return k.k.text(counted)
+}

@@ -88,7 +88,7 @@ func stores(t *testing.T) []store {
 				return mustNew(t, cfg, opts)
 			},
 			wait:  time.Sleep,
-			short: 600 * time.Millisecond,
+			short: configs.MinRulePeriod, // the shortest a rule may have: Redis keeps its own clock
 		},
 	}
 }

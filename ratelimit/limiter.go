@@ -69,7 +69,7 @@ import (
 
 // maxMatch bounds the number of rules: a request's matching rules are
 // collected on the stack.
-const maxMatch = 64
+const maxMatch = configs.MaxRules
 
 // Options are the hooks of a Limiter; every zero value is documented.
 type Options struct {
@@ -85,6 +85,10 @@ type Options struct {
 	// passed here is never closed by the Limiter; it should be opened
 	// with ContextTimeoutEnabled so store_timeout bounds every wait.
 	Redis redis.UniversalClient
+	// Streaming reports whether a request goes to the streaming backend,
+	// where Sec-WebSocket-Protocol carries the token (Mastodon's web UI
+	// puts it there); nil = no request does (cmd passes proxy.IsStreaming).
+	Streaming func(*http.Request) bool
 	// Observe is called once per decision: for each rule that counted a
 	// request (or Allow call); nil = none.
 	Observe func(Decision)
@@ -172,11 +176,11 @@ func build(cfg configs.RateLimit, opts Options, from *Limiter) (*Limiter, error)
 	default:
 		errs = append(errs, fmt.Errorf("on_store_error %q: want %q or %q", cfg.OnStoreError, configs.OnErrAllow, configs.OnErrDeny))
 	}
-	if cfg.StoreTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("store_timeout %v: want more than 0", cfg.StoreTimeout))
+	if cfg.StoreTimeout <= 0 || cfg.StoreTimeout > configs.MaxStoreTimeout {
+		errs = append(errs, fmt.Errorf("store_timeout %v: want more than 0 and at most %v", cfg.StoreTimeout, configs.MaxStoreTimeout))
 	}
-	if cfg.IPv6Prefix < 1 || cfg.IPv6Prefix > 128 {
-		errs = append(errs, fmt.Errorf("ipv6_prefix %d: want 1 to 128", cfg.IPv6Prefix))
+	if cfg.IPv6Prefix < configs.MinIPv6Prefix || cfg.IPv6Prefix > configs.MaxIPv6Prefix {
+		errs = append(errs, fmt.Errorf("ipv6_prefix %d: want %d to %d", cfg.IPv6Prefix, configs.MinIPv6Prefix, configs.MaxIPv6Prefix))
 	}
 	if len(cfg.Rules) > maxMatch {
 		errs = append(errs, fmt.Errorf("%d rules: at most %d", len(cfg.Rules), maxMatch))
@@ -372,6 +376,15 @@ func (l *Limiter) Ready(ctx context.Context) error {
 		return nil
 	}
 	return l.red.ready(ctx)
+}
+
+// StoreDown reports whether the store's breaker is open: Redis failed
+// three times in a row and is skipped (on_store_error decides) until a
+// background probe gets an answer. One failure, or a few apart, leave it
+// closed. The memory store never fails: always false. Limiters that
+// share a store by Reconfigure report the same breaker.
+func (l *Limiter) StoreDown() bool {
+	return l.red != nil && l.red.down.Load()
 }
 
 // Close releases the Limiter's share of the store: tables no open Limiter

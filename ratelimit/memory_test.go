@@ -56,7 +56,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"store_timeout":  {Store: "memory", OnStoreError: "allow", IPv6Prefix: 64},
 		"ipv6_prefix":    {Store: "memory", OnStoreError: "allow", StoreTimeout: time.Second, IPv6Prefix: 129},
 		"limit":          baseConfig(newRule("r", 0, time.Minute, "/x")),
-		"huge limit":     baseConfig(newRule("r", maxLimit+1, time.Minute, "/x")),
+		"huge limit":     baseConfig(newRule("r", configs.MaxRuleLimit+1, time.Minute, "/x")),
 		"memory budget":  baseConfig(newRule("r", 5000, time.Minute, "/x")),
 		"period":         baseConfig(newRule("r", 1, 0, "/x")),
 		"paths":          baseConfig(newRule("r", 1, time.Minute)),

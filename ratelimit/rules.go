@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -12,17 +11,13 @@ import (
 	"github.com/fedigate/fedigate/internal/backendroute"
 )
 
-// maxLimit bounds a rule's limit: the memory store keeps one 8-byte
-// timestamp per admitted request in the window, per client.
-const maxLimit = 100_000
-
 // rule is one compiled configs.Rule.
 type rule struct {
 	name            string
 	id              string // name|limit|period: a rule whose id is unchanged keeps its counts across a reload
 	methods         []string
-	exact           []string // lower-case exact paths
-	prefixes        []string // lower-case path prefixes (the pattern less its "*")
+	paths           pathSet // the paths it counts
+	except          pathSet // paths among them it never counts
 	limit           int
 	period          time.Duration
 	unauthenticated bool
@@ -34,10 +29,10 @@ func compileRule(r configs.Rule) (rule, error) {
 	switch {
 	case r.Name == "":
 		return rule{}, fmt.Errorf("a rule needs a name")
-	case r.Limit < 1 || r.Limit > maxLimit:
-		return rule{}, fmt.Errorf("rule %q: limit %d: want 1 to %d", r.Name, r.Limit, maxLimit)
-	case r.Period < time.Millisecond:
-		return rule{}, fmt.Errorf("rule %q: period %v: want at least 1ms", r.Name, r.Period)
+	case r.Limit < 1 || r.Limit > configs.MaxRuleLimit:
+		return rule{}, fmt.Errorf("rule %q: limit %d: want 1 to %d", r.Name, r.Limit, configs.MaxRuleLimit)
+	case r.Period < configs.MinRulePeriod:
+		return rule{}, fmt.Errorf("rule %q: period %v: want at least %v", r.Name, r.Period, configs.MinRulePeriod)
 	case len(r.Paths) == 0:
 		return rule{}, fmt.Errorf("rule %q: no paths", r.Name)
 	}
@@ -57,19 +52,50 @@ func compileRule(r configs.Rule) (rule, error) {
 		}
 		c.methods = append(c.methods, m)
 	}
-	for _, p := range r.Paths {
+	var err error
+	if c.paths, err = compilePaths(r.Name, r.Paths); err != nil {
+		return rule{}, err
+	}
+	if c.except, err = compilePaths(r.Name, r.Except); err != nil {
+		return rule{}, err
+	}
+	return c, nil
+}
+
+// pathSet is a set of a rule's paths: lower-case exact ones, canonical,
+// and lower-case prefixes (the pattern less its "*").
+type pathSet struct{ exact, prefixes []string }
+
+func compilePaths(name string, paths []string) (pathSet, error) {
+	var s pathSet
+	for _, p := range paths {
 		base, prefix := strings.CutSuffix(p, "*")
 		if !strings.HasPrefix(p, "/") || strings.Contains(base, "*") {
-			return rule{}, fmt.Errorf("rule %q: path %q: want /exact or /prefix*", r.Name, p)
+			return pathSet{}, fmt.Errorf("rule %q: path %q: want /exact or /prefix*", name, p)
 		}
 		base = backendroute.LowerASCII(base)
 		if prefix {
-			c.prefixes = append(c.prefixes, base)
+			s.prefixes = append(s.prefixes, base)
 		} else {
-			c.exact = append(c.exact, backendroute.Canonical(base))
+			s.exact = append(s.exact, backendroute.Canonical(base))
 		}
 	}
-	return c, nil
+	return s, nil
+}
+
+// match reports whether the canonical path p is one of the set's.
+func (s *pathSet) match(p string) bool {
+	for _, e := range s.exact {
+		if p == e {
+			return true
+		}
+	}
+	for _, pre := range s.prefixes {
+		if strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchMethod reports whether the rule covers a request method. HEAD is
@@ -95,49 +121,10 @@ func (c *rule) matchOverride(o backendroute.Override) bool {
 // matchPath reports whether the rule covers p, a path already normalised
 // by backendroute.Canonical.
 func (c *rule) matchPath(p string) bool {
-	for _, e := range c.exact {
-		if p == e {
-			return true
-		}
-	}
-	for _, pre := range c.prefixes {
-		if strings.HasPrefix(p, pre) {
-			return true
-		}
-	}
-	return false
+	return c.paths.match(p) && !c.except.match(p)
 }
 
 // matchRequest matches method and path; p is backendroute.Canonical(r.URL.Path).
 func (c *rule) matchRequest(method, p string) bool {
 	return c.matchPath(p) && c.matchMethod(method)
-}
-
-// authenticated reports whether a request carries credentials: a
-// non-empty Authorization header or a non-empty session cookie. It does
-// not allocate.
-func authenticated(h http.Header) bool {
-	for _, v := range h["Authorization"] {
-		if strings.TrimSpace(v) != "" {
-			return true
-		}
-	}
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok || strings.TrimSpace(val) == "" {
-				continue
-			}
-			name = strings.TrimSpace(name)
-			// the session cookies of Mastodon and of Pleroma/Akkoma
-			for _, s := range [...]string{"_session_id", "_mastodon_session", "__Host-pleroma_key", "pleroma_key"} {
-				if name == s {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }

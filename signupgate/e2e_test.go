@@ -43,7 +43,7 @@ func e2eBackend(t testing.TB, difficulty int) (*httptest.Server, *atomic.Int32) 
 	})
 	cfg := configs.Signup{Gate: configs.GatePoW, PowDifficulty: difficulty, PassTTL: time.Hour, API: configs.APIChallenge}
 	routes := configs.Routes{SignupPages: []string{"/auth/sign_up"}, SignupPosts: []string{"/auth"}, APISignup: "/api/v1/accounts"}
-	g, err := New(cfg, routes, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: t.TempDir()})
+	g, err := New(gateConfig(cfg, routes, t.TempDir()), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

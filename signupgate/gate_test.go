@@ -308,7 +308,11 @@ func TestSurgeLockDown(t *testing.T) {
 
 func TestPassKeyFile(t *testing.T) {
 	dir := t.TempDir()
-	newGuard(t, testConfig(), Options{StateDir: dir})
+	g, err := New(gateConfig(testConfig(), testRoutes(), dir), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
 	st, err := os.Stat(filepath.Join(dir, "signup.key"))
 	if err != nil || st.Mode().Perm() != 0o600 || st.Size() != 32 {
 		t.Fatalf("signup.key: %v %v", st, err)
@@ -317,7 +321,7 @@ func TestPassKeyFile(t *testing.T) {
 	os.WriteFile(short, []byte("short"), 0o600)
 	cfg := testConfig()
 	cfg.SecretFile = short
-	if _, err := New(cfg, testRoutes(), Options{}); err == nil {
+	if _, err := New(gateConfig(cfg, testRoutes(), ""), Options{}); err == nil {
 		t.Error("a 5-byte key accepted")
 	}
 }
@@ -356,7 +360,7 @@ func TestSurgeKeepsPleromaSignupOpenBehindChallenge(t *testing.T) {
 	cfg.SurgeThreshold, cfg.SurgeWindow, cfg.SurgeHold, cfg.SurgeExtraBits = 1, time.Minute, 10*time.Minute, 2
 	cfg.API = configs.APIAllow
 	pc, _ := configs.Default(configs.PresetPleroma)
-	g, err := New(cfg, pc.Routes, Options{Now: clk.now, StateDir: t.TempDir()})
+	g, err := New(gateConfig(cfg, pc.Routes, t.TempDir()), Options{Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,11 +42,14 @@ type Options struct {
 	Logger     *slog.Logger                   // nil = slog.Default()
 	Now        func() time.Time               // nil = time.Now
 	ClientAddr func(*http.Request) netip.Addr // nil = host of r.RemoteAddr (cmd passes proxy.ClientAddr)
-	StateDir   string                         // where signup.key is created (0600) when cfg.SecretFile is ""
-	Redis      redis.UniversalClient          // spent passes shared by gateways; nil = in memory
-	// HTTPClient makes the captcha siteverify calls; nil = a plain client
-	// with cfg.VerifyTimeout (cmd passes the egress's, so they leave
-	// through the SOCKS upstream).
+	// Redis is the client of the spent-pass store; nil = with
+	// ratelimit.store = "redis", New opens one from ratelimit.redis_url
+	// (ratelimit.OpenRedis) and the last Guard sharing it closes it. A
+	// client passed here is never closed by the Guard.
+	Redis redis.UniversalClient
+	// HTTPClient makes the captcha siteverify calls, bounded by
+	// signup.verify_timeout; nil = a plain client (cmd passes the
+	// egress's, so they leave through the SOCKS upstream).
 	HTTPClient *http.Client
 	Observe    func(Event) // nil = none
 }
@@ -62,20 +66,33 @@ type Event struct {
 type Guard struct {
 	cfg        configs.Signup
 	routes     configs.Routes
+	opts       Options
+	stateDir   string // tls.state_dir: where signup.key is created
 	gated      gatedRoutes
 	log        *slog.Logger
 	now        func() time.Time
 	clientAddr func(*http.Request) netip.Addr
 	key        []byte
-	spent      spentStore
+	spent      *sharedSpent // nil with gate = "off"
 	verifier   *verifier
 	surge      *surge
 	observe    func(Event)
+	closeOnce  sync.Once
 }
 
-// New validates cfg and builds the gate; it loads or creates the pass key.
-func New(cfg configs.Signup, routes configs.Routes, opts Options) (*Guard, error) {
-	g := &Guard{cfg: cfg, routes: routes, gated: gatedRoutesOf(routes), log: opts.Logger, now: opts.Now, clientAddr: opts.ClientAddr, observe: opts.Observe}
+// New validates cfg's [signup] and builds the gate for the preset's
+// routes: it loads the pass key (signup.secret_file), or creates it in
+// tls.state_dir (0600) when missing, and keeps spent passes where the
+// [ratelimit] store is (memory, or Redis from ratelimit.redis_url), so
+// gateways that share Redis for limits share spent passes too.
+func New(cfg *configs.Config, opts Options) (*Guard, error) {
+	return build(cfg, opts, nil)
+}
+
+func build(c *configs.Config, opts Options, from *Guard) (g *Guard, err error) {
+	cfg := c.Signup
+	g = &Guard{cfg: cfg, routes: c.Routes, opts: opts, stateDir: c.TLS.StateDir, gated: gatedRoutesOf(c.Routes),
+		log: opts.Logger, now: opts.Now, clientAddr: opts.ClientAddr, observe: opts.Observe}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -85,6 +102,9 @@ func New(cfg configs.Signup, routes configs.Routes, opts Options) (*Guard, error
 	if g.clientAddr == nil {
 		g.clientAddr = remoteAddr
 	}
+	if err := checkBounds(cfg); err != nil {
+		return nil, err
+	}
 	switch cfg.Gate {
 	case configs.GateOff:
 		return g, nil
@@ -92,34 +112,66 @@ func New(cfg configs.Signup, routes configs.Routes, opts Options) (*Guard, error
 	default:
 		return nil, fmt.Errorf("signup.gate %q: want off, pow, hcaptcha or turnstile", cfg.Gate)
 	}
-	if cfg.PowDifficulty < 1 || cfg.PowDifficulty+cfg.SurgeExtraBits > 32 || cfg.PassTTL <= 0 {
-		return nil, errors.New("signup: pow_difficulty (plus surge_extra_bits) must be 1 to 32 and pass_ttl positive")
-	}
-	var err error
-	if g.key, err = loadKey(cfg.SecretFile, opts.StateDir); err != nil {
+	if g.key, err = loadKey(cfg.SecretFile, g.stateDir); err != nil {
 		return nil, err
-	}
-	if opts.Redis != nil {
-		g.spent = &redisSpent{c: opts.Redis, now: g.now}
-	} else {
-		g.spent = newMemorySpent(g.now)
 	}
 	if cfg.Gate != configs.GatePoW {
 		if g.verifier, err = newVerifier(cfg, opts.HTTPClient); err != nil {
 			return nil, err
 		}
 	}
-	g.surge = &surge{threshold: cfg.SurgeThreshold, window: cfg.SurgeWindow, hold: cfg.SurgeHold, log: g.log,
-		onChange: func(on bool) { g.emit(Event{Kind: "surge", Surge: on}) }}
-	if cfg.SurgeThreshold > 0 && cfg.SurgeWindow < 60*time.Nanosecond {
-		return nil, errors.New("signup.surge_window too short")
+	if from != nil && from.surge != nil && sameSurge(from.cfg, cfg) {
+		g.surge = from.surge // a lock-down in force outlives the reload
+	} else {
+		g.surge = &surge{threshold: cfg.SurgeThreshold, window: cfg.SurgeWindow, hold: cfg.SurgeHold, log: g.log,
+			onChange: func(on bool) { g.emit(Event{Kind: "surge", Surge: on}) }}
+	}
+	if g.spent, err = openSpent(c.RateLimit, opts.Redis, g.now, from); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
 
-// Close releases nothing the Guard does not own; it exists for symmetry
-// with the other parts and is safe to call twice.
-func (g *Guard) Close() error { return nil }
+// checkBounds refuses what configs' validation refuses (configs/bounds.go
+// holds the ranges), for a section built in code.
+func checkBounds(cfg configs.Signup) error {
+	var errs []error
+	if cfg.PowDifficulty < configs.MinPowDifficulty || cfg.PowDifficulty > configs.MaxPowDifficulty {
+		errs = append(errs, fmt.Errorf("pow_difficulty %d: want %d to %d", cfg.PowDifficulty, configs.MinPowDifficulty, configs.MaxPowDifficulty))
+	}
+	if cfg.PassTTL < configs.MinPassTTL || cfg.PassTTL > configs.MaxPassTTL {
+		errs = append(errs, fmt.Errorf("pass_ttl %v: want %v to %v", cfg.PassTTL, configs.MinPassTTL, configs.MaxPassTTL))
+	}
+	if cfg.SurgeThreshold < 0 {
+		errs = append(errs, errors.New("surge_threshold: want 0 (off) or more"))
+	}
+	if cfg.SurgeThreshold > 0 {
+		if cfg.SurgeWindow < configs.MinSurgeWindow || cfg.SurgeHold <= 0 {
+			errs = append(errs, fmt.Errorf("surge_window %v, surge_hold %v: want at least %v and more than 0", cfg.SurgeWindow, cfg.SurgeHold, configs.MinSurgeWindow))
+		}
+		if cfg.SurgeExtraBits < 0 || cfg.SurgeExtraBits > configs.MaxSurgeExtraBits || cfg.PowDifficulty+cfg.SurgeExtraBits > configs.MaxPowTotal {
+			errs = append(errs, fmt.Errorf("surge_extra_bits %d: want 0 to %d, and pow_difficulty + surge_extra_bits at most %d",
+				cfg.SurgeExtraBits, configs.MaxSurgeExtraBits, configs.MaxPowTotal))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("signup: %w", err)
+	}
+	return nil
+}
+
+// Close releases the Guard's share of the spent-pass store: a Redis
+// client New opened is closed with the last Guard using it. Safe to call
+// twice.
+func (g *Guard) Close() error {
+	var err error
+	g.closeOnce.Do(func() {
+		if g.spent != nil {
+			err = g.spent.release()
+		}
+	})
+	return err
+}
 
 // loadKey reads the HMAC key from secretFile, or from stateDir/signup.key,
 // creating that with 32 random bytes (0600) when missing.
@@ -190,11 +242,12 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			g.serveGate(w, r)
 			return
 		}
-		route := routeOf(p)
+		f := backendroute.Of(r)
+		route := backendroute.WithoutFormat(f.Path)
 		switch {
 		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(g.gated.pages, route):
 			g.gatePage(w, r, next)
-		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route) && backendroute.MethodOverride(r).Method == "":
+		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route) && f.MethodOverride(r).Method == "":
 			g.gateSignup(w, r, next, false)
 		case r.Method == http.MethodPost && g.gated.api != "" && route == g.gated.api:
 			g.gateAPI(w, r, next)

@@ -20,19 +20,24 @@ type syncBuffer = testenv.LogBuffer
 
 func testRoutes() configs.Routes { return mastodonRoutes() }
 
+// gateConfig is a config holding what a Guard reads: [signup], the
+// routes, the state dir of signup.key and the memory store.
+func gateConfig(s configs.Signup, routes configs.Routes, stateDir string) *configs.Config {
+	return &configs.Config{Signup: s, Routes: routes, TLS: configs.TLS{StateDir: stateDir},
+		RateLimit: configs.RateLimit{Store: configs.StoreMemory}}
+}
+
 // newGuard builds a Guard logging to a buffer, with its key in a fresh
-// state dir unless opts says otherwise.
+// state dir, closed when the test ends.
 func newGuard(t testing.TB, cfg configs.Signup, opts Options) (*Guard, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	if opts.StateDir == "" {
-		opts.StateDir = t.TempDir()
-	}
-	g, err := New(cfg, testRoutes(), opts)
+	g, err := New(gateConfig(cfg, testRoutes(), t.TempDir()), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { g.Close() })
 	return g, logs
 }
 

@@ -48,25 +48,33 @@ func mastodonRoutes() configs.Routes {
 }
 
 type testGate struct {
-	g      *Guard
-	h      http.Handler
-	clk    *clock
-	seen   atomic.Int32 // sign-up POSTs the backend saw
-	status atomic.Int32 // status the backend answers sign-ups with
-	lastCk atomic.Value // Cookie header the backend saw
+	g       *Guard
+	h       http.Handler
+	backend http.Handler
+	clk     *clock
+	seen    atomic.Int32 // sign-up POSTs the backend saw
+	status  atomic.Int32 // status the backend answers sign-ups with
+	lastCk  atomic.Value // Cookie header the backend saw
 }
 
 func newTestGate(t testing.TB, cfg configs.Signup, keyDir string, rdb redis.UniversalClient) *testGate {
 	t.Helper()
+	return newTestGateOf(t, gateConfig(cfg, mastodonRoutes(), keyDir), rdb)
+}
+
+// newTestGateOf is newTestGate for a whole config (its store included).
+func newTestGateOf(t testing.TB, cfg *configs.Config, rdb redis.UniversalClient) *testGate {
+	t.Helper()
 	tg := &testGate{clk: newClock()}
 	tg.status.Store(http.StatusFound)
-	g, err := New(cfg, mastodonRoutes(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: tg.clk.now, StateDir: keyDir, Redis: rdb})
+	g, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: tg.clk.now, Redis: rdb})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tg.g = g
-	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	t.Cleanup(func() { tg.g.Close() })
+	tg.backend = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			tg.seen.Add(1)
 			tg.lastCk.Store(r.Header.Get("Cookie"))
@@ -76,8 +84,23 @@ func newTestGate(t testing.TB, cfg configs.Signup, keyDir string, rdb redis.Univ
 		}
 		_, _ = io.WriteString(w, "backend "+r.URL.Path)
 	})
-	tg.h = g.Middleware(backend)
+	tg.h = g.Middleware(tg.backend)
 	return tg
+}
+
+// reconfigure applies cfg as a reload does: Reconfigure, swap, Close the
+// old Guard.
+func (tg *testGate) reconfigure(t testing.TB, cfg *configs.Config) {
+	t.Helper()
+	next, err := tg.g.Reconfigure(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := tg.g
+	tg.g, tg.h = next, next.Middleware(tg.backend)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // do sends one request from client (an IP address) with an optional pass.

@@ -16,7 +16,7 @@ func benchGuard(b *testing.B) *Guard {
 	b.Helper()
 	cfg := configs.Signup{Gate: configs.GatePoW, PowDifficulty: 18, PassTTL: time.Hour, API: configs.APIChallenge}
 	routes := configs.Routes{SignupPages: []string{"/auth/sign_up"}, SignupPosts: []string{"/auth"}, APISignup: "/api/v1/accounts"}
-	g, err := New(cfg, routes, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: b.TempDir()})
+	g, err := New(gateConfig(cfg, routes, b.TempDir()), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

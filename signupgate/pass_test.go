@@ -43,7 +43,7 @@ func TestKeyFileCreated0600AndReused(t *testing.T) {
 	_ = os.WriteFile(short, []byte("tooshort"), 0o600)
 	cfg := testConfig()
 	cfg.SecretFile = short
-	if _, err := New(cfg, mastodonRoutes(), Options{}); err == nil {
+	if _, err := New(gateConfig(cfg, mastodonRoutes(), ""), Options{}); err == nil {
 		t.Fatal("short key accepted")
 	}
 }

@@ -40,7 +40,7 @@ func cacheGateway(t *testing.T) (*gateway, *configs.Config, *atomic.Int64, func(
 	cfg.TLS.StateDir = filepath.Join(t.TempDir(), "state")
 	cfg.Backend.Web, cfg.Backend.Streaming = be.URL, ""
 	cfg.Egress.Listen, cfg.Admin.Listen = "", ""
-	g, err := buildGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g, err := buildGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestReadyzFollowsCacheDisk(t *testing.T) {
 	cfg.Cache.Dir = dir
 	cfg.TLS.StateDir = filepath.Join(t.TempDir(), "state")
 	cfg.Egress.Listen, cfg.Admin.Listen = "", ""
-	g, err := buildGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g, err := buildGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,12 @@ import (
 	"reflect"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/fedigate/fedigate/admin"
 	"github.com/fedigate/fedigate/cache"
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
+	"github.com/fedigate/fedigate/internal/accesslog"
 	"github.com/fedigate/fedigate/proxy"
 	"github.com/fedigate/fedigate/ratelimit"
 	"github.com/fedigate/fedigate/signupgate"
@@ -25,19 +24,21 @@ import (
 
 // gateway is every part of one running fedigate, built from one config.
 // Building binds nothing; start binds; reload builds the new parts fully,
-// swaps them in, and only then closes the old ones.
+// swaps them in, and only then closes the old ones. What each part keeps
+// across a reload (limiter counts, spent passes, certificates) is decided
+// by that part's Reconfigure or PrepareReload, not here.
 type gateway struct {
-	cfg       *configs.Config
-	log       *slog.Logger
-	metrics   *admin.Metrics
-	certs     *certs.Source
-	limiter   *ratelimit.Limiter
-	gateRedis redis.UniversalClient // the gate's spent passes; nil with the memory store
-	guard     *signupgate.Guard
-	cache     *cache.Cache  // nil when [cache] is off
-	egress    *egress.Proxy // nil when egress.listen = ""
-	edge      *proxy.Edge
-	admin     *admin.Server // nil when admin.listen = ""
+	cfg     *configs.Config
+	log     *slog.Logger
+	access  *accesslog.Writer // nil: no access lines (log.level above info)
+	metrics *admin.Metrics
+	certs   *certs.Source
+	limiter *ratelimit.Limiter
+	guard   *signupgate.Guard
+	cache   *cache.Cache  // nil when [cache] is off
+	egress  *egress.Proxy // nil when egress.listen = ""
+	edge    *proxy.Edge
+	admin   *admin.Server // nil when admin.listen = ""
 
 	egressDone chan error
 	stopCerts  chan struct{}
@@ -45,12 +46,14 @@ type gateway struct {
 
 // buildGateway constructs every part for cfg, binding nothing. On error,
 // what was built is closed again.
-func buildGateway(cfg *configs.Config, log *slog.Logger) (g *gateway, err error) {
-	g = &gateway{cfg: cfg, log: log, metrics: admin.NewMetrics(), stopCerts: make(chan struct{})}
+func buildGateway(cfg *configs.Config, log *slog.Logger, access *accesslog.Writer) (_ *gateway, err error) {
+	g := &gateway{cfg: cfg, log: log, access: access, metrics: admin.NewMetrics(), stopCerts: make(chan struct{})}
+	if access != nil {
+		g.metrics.AccessLogDropped(access.Dropped)
+	}
 	defer func() {
-		if err != nil {
-			g.closeParts()
-			g = nil
+		if err != nil { // every "return nil, err" below: close what was built
+			_ = g.shutdown(context.Background()) // nothing is bound: this only closes
 		}
 	}()
 	if g.certs, err = certs.New(cfg.TLS, cfg.Server.Hosts, certs.Options{Logger: log, TLSALPNPort: portOf(cfg.Server.Listen), HTTPChallengePort: portOf(cfg.Server.RedirectListen)}); err != nil {
@@ -71,6 +74,7 @@ func buildGateway(cfg *configs.Config, log *slog.Logger) (g *gateway, err error)
 	if g.edge, err = proxy.New(cfg, g.edgeOptions()); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	g.metrics.WatchStoreBreaker(g.limiter.StoreDown)
 	if cfg.Admin.Listen != "" {
 		if g.admin, err = admin.New(cfg.Admin, admin.Options{Logger: log, Metrics: g.metrics, Checks: g.readyChecks()}); err != nil {
 			return nil, fmt.Errorf("admin: %w", err)
@@ -79,36 +83,32 @@ func buildGateway(cfg *configs.Config, log *slog.Logger) (g *gateway, err error)
 	return g, nil
 }
 
-// buildChain makes the limiter and the sign-up gate, reusing prev's where
-// that keeps state: the limiter's counts of unchanged rules, the gate's
-// spent passes when [signup] did not change.
+// buildChain makes the limiter and the sign-up gate: new ones, or from
+// prev's by Reconfigure, which keeps what their settings allow (the counts
+// of unchanged rules, spent passes and a surge while the store is the
+// same).
 func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
-	m := g.metrics
-	if prev != nil {
-		g.limiter, err = prev.limiter.Reconfigure(cfg.RateLimit)
-	} else {
-		g.limiter, err = ratelimit.New(cfg.RateLimit, ratelimit.Options{
-			Logger: g.log, ClientAddr: proxy.ClientAddr, Observe: func(d ratelimit.Decision) { observeLimit(m, d) },
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("ratelimit: %w", err)
-	}
 	if err = g.buildCache(cfg, prev); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	if prev != nil && reflect.DeepEqual(prev.cfg.Signup, cfg.Signup) && reflect.DeepEqual(prev.cfg.Routes, cfg.Routes) &&
-		prev.cfg.RateLimit.RedisURL == cfg.RateLimit.RedisURL && prev.cfg.RateLimit.Store == cfg.RateLimit.Store {
-		g.guard, g.gateRedis = prev.guard, prev.gateRedis
+	if prev != nil {
+		if g.limiter, err = prev.limiter.Reconfigure(cfg.RateLimit); err != nil {
+			return fmt.Errorf("ratelimit: %w", err)
+		}
+		if g.guard, err = prev.guard.Reconfigure(cfg); err != nil {
+			return fmt.Errorf("signup: %w", err)
+		}
 		return nil
 	}
-	if cfg.RateLimit.Store == configs.StoreRedis {
-		if g.gateRedis, err = ratelimit.OpenRedis(cfg.RateLimit.RedisURL); err != nil {
-			return fmt.Errorf("ratelimit.redis_url: %w", err)
-		}
+	m := g.metrics
+	g.limiter, err = ratelimit.New(cfg.RateLimit, ratelimit.Options{
+		Logger: g.log, ClientAddr: proxy.ClientAddr, Streaming: proxy.IsStreaming, Observe: func(d ratelimit.Decision) { observeLimit(m, d) },
+	})
+	if err != nil {
+		return fmt.Errorf("ratelimit: %w", err)
 	}
 	gateOpts := signupgate.Options{
-		Logger: g.log, ClientAddr: proxy.ClientAddr, StateDir: cfg.TLS.StateDir, Redis: g.gateRedis,
+		Logger: g.log, ClientAddr: proxy.ClientAddr,
 		Observe: func(e signupgate.Event) {
 			if e.Kind == "surge" {
 				m.Surge(e.Surge)
@@ -118,10 +118,11 @@ func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
 		},
 	}
 	if g.egress != nil {
-		// captcha verification leaves through the SOCKS upstream too
-		gateOpts.HTTPClient = g.egress.HTTPClient(cfg.Signup.VerifyTimeout)
+		// captcha verification leaves through the SOCKS upstream too;
+		// the gate bounds each call by signup.verify_timeout
+		gateOpts.HTTPClient = g.egress.HTTPClient(0)
 	}
-	if g.guard, err = signupgate.New(cfg.Signup, cfg.Routes, gateOpts); err != nil {
+	if g.guard, err = signupgate.New(cfg, gateOpts); err != nil {
 		return fmt.Errorf("signup: %w", err)
 	}
 	return nil
@@ -169,7 +170,6 @@ func observeLimit(m *admin.Metrics, d ratelimit.Decision) {
 		outcome = "limited"
 	}
 	m.RateLimit(d.Rule, outcome, d.Err != nil)
-	m.StoreBreaker(d.Err != nil) // the memory store never fails: stays 0
 }
 
 func (g *gateway) edgeOptions() proxy.Options {
@@ -180,6 +180,7 @@ func (g *gateway) edgeOptions() proxy.Options {
 	return proxy.Options{
 		WebCache:     webCache,
 		Logger:       g.log,
+		AccessLog:    g.access,
 		TLSConfig:    g.certs.TLSConfig(),
 		Guards:       []func(http.Handler) http.Handler{g.limiter.Middleware, g.guard.Middleware},
 		GuardNames:   []string{"ratelimit", "signupgate"},
@@ -244,18 +245,23 @@ func (g *gateway) start() error {
 	return nil
 }
 
-// reload applies cfg to the running gateway: the new parts are built fully
-// first; on any error the running gateway is left exactly as it was.
+// reload applies cfg to the running gateway. Every new part is built
+// first (certificates read but not served, limiter and gate built, the
+// edge's chain built and its listeners bound); the edge's swap is the
+// last step that can fail, and only after it are the certificates
+// served and the old parts closed. On any error the running gateway is
+// left exactly as it was: certificates, limits, gate and routes.
 func (g *gateway) reload(cfg *configs.Config) error {
 	if !reflect.DeepEqual(cfg.Egress, g.cfg.Egress) || !reflect.DeepEqual(cfg.TLS, g.cfg.TLS) ||
 		!reflect.DeepEqual(cfg.Admin, g.cfg.Admin) || !reflect.DeepEqual(cfg.Server.Hosts, g.cfg.Server.Hosts) {
 		return errors.New("changes to [tls], [egress], [admin] or server.hosts need a restart (the running config is kept)")
 	}
-	next := *g
-	next.cfg = cfg
-	if err := g.certs.Reload(); err != nil {
+	pending, err := g.certs.PrepareReload()
+	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
+	next := *g
+	next.cfg = cfg
 	if err := next.buildChain(cfg, g); err != nil {
 		next.closeNewChain(g)
 		return err
@@ -264,6 +270,8 @@ func (g *gateway) reload(cfg *configs.Config) error {
 		next.closeNewChain(g)
 		return fmt.Errorf("edge: %w", err)
 	}
+	pending.Commit()
+	g.metrics.WatchStoreBreaker(next.limiter.StoreDown)
 	g.closeOldChain(&next)
 	*g = next
 	if g.admin != nil {
@@ -288,9 +296,6 @@ func (g *gateway) closeNewChain(old *gateway) {
 	if g.guard != nil && g.guard != old.guard {
 		_ = g.guard.Close()
 	}
-	if g.gateRedis != nil && g.gateRedis != old.gateRedis {
-		_ = g.gateRedis.Close()
-	}
 }
 
 // closeOldChain closes what the previous config used and next does not.
@@ -304,17 +309,16 @@ func (g *gateway) closeOldChain(next *gateway) {
 	if g.guard != next.guard {
 		_ = g.guard.Close()
 	}
-	if g.gateRedis != nil && g.gateRedis != next.gateRedis {
-		_ = g.gateRedis.Close()
-	}
 }
 
 // shutdown drains the edge, the egress and the admin listener within ctx,
 // then closes the rest.
 func (g *gateway) shutdown(ctx context.Context) error {
 	var errs []error
-	if err := g.edge.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("edge: %w", err))
+	if g.edge != nil {
+		if err := g.edge.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("edge: %w", err))
+		}
 	}
 	if g.egress != nil {
 		if err := g.egress.Shutdown(ctx); err != nil {
@@ -344,9 +348,6 @@ func (g *gateway) closeParts() {
 	}
 	if g.cache != nil {
 		_ = g.cache.Close()
-	}
-	if g.gateRedis != nil {
-		_ = g.gateRedis.Close()
 	}
 	if g.certs != nil {
 		_ = g.certs.Close()

@@ -24,7 +24,9 @@ const usage = `fedigate: one binary in front of a Mastodon, Pleroma or Akkoma se
 
 Usage:
   fedigate [run] [-config FILE]    run the gateway (FILE defaults to ./fedigate.toml;
-                                   without it, the built-in default runs)
+                                   without it, the built-in default runs;
+                                   -cpuprofile FILE records a CPU profile until
+                                   exit, for scripts/pgo)
   fedigate validate -config FILE   check a config; exit 1 with FILE:LINE: faults
   fedigate init -preset NAME       print a complete, commented config (mastodon,
                                    pleroma, akkoma, custom)

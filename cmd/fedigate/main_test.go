@@ -115,8 +115,14 @@ func (g *gatewayProc) wait(t *testing.T, within time.Duration) int {
 // until addr accepts connections.
 func startGateway(t *testing.T, dir, addr string) *gatewayProc {
 	t.Helper()
+	return startGatewayBinary(t, binary, dir, addr)
+}
+
+// startGatewayBinary runs bin (a build other than the race-enabled one).
+func startGatewayBinary(t *testing.T, bin, dir, addr string) *gatewayProc {
+	t.Helper()
 	g := &gatewayProc{done: make(chan struct{})}
-	g.cmd = exec.Command(binary, "run", "-config", filepath.Join(dir, "fedigate.toml"))
+	g.cmd = exec.Command(bin, "run", "-config", filepath.Join(dir, "fedigate.toml"))
 	g.cmd.Dir = dir
 	g.cmd.Stdout, g.cmd.Stderr = g, g
 	if err := g.cmd.Start(); err != nil {

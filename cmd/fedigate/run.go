@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,8 +21,21 @@ const defaultConfigPath = "./fedigate.toml"
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", defaultConfigPath, "config file; when the default is absent, the built-in default runs")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit (scripts/pgo)")
 	if !parseFlags(fs, args, stderr) {
 		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintln(stderr, "-cpuprofile:", err)
+			}
+		}()
 	}
 	explicit := isFlagSet(fs, "config")
 	cfg, err := loadConfig(*path, explicit)
@@ -29,8 +43,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 		printFaults(stderr, err)
 		return 1
 	}
-	log := newLogger(cfg.Log, stderr)
+	out := &lockedWriter{w: stderr}
+	log := newLogger(cfg.Log, out)
 	redis.SetLogger(redisLog{log})
+	access, err := newAccessLog(cfg.Log, out, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer closeAccessLog(access, log)
 	if cfg.Source == configs.BuiltinSource {
 		log.Info("no config file: running the built-in default", "looked_for", *path,
 			"preset", cfg.Preset, "listen", cfg.Server.Listen, "backend", cfg.Backend.Web,
@@ -38,7 +59,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	} else {
 		log.Info("config loaded", "file", cfg.Source, "preset", cfg.Preset)
 	}
-	g, err := buildGateway(cfg, log)
+	g, err := buildGateway(cfg, log, access)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -78,6 +99,7 @@ func serveUntilSignal(g *gateway, path string, explicit bool, log *slog.Logger) 
 		if err != nil {
 			log.Warn("shutdown cut short", "err", err)
 		}
+		closeAccessLog(g.access, log)
 		log.Info("stopped")
 		return 0
 	}
@@ -86,6 +108,7 @@ func serveUntilSignal(g *gateway, path string, explicit bool, log *slog.Logger) 
 // reloadFrom loads the config again and applies it; a bad config is
 // refused, each fault logged, and the running one kept.
 func reloadFrom(g *gateway, path string, explicit bool, log *slog.Logger) {
+	flushAccessLog(g.access, log)
 	cfg, err := loadConfig(path, explicit)
 	if err != nil {
 		for _, f := range configs.Faults(err) {

@@ -1,20 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
-	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
-	"github.com/fedigate/fedigate/egress"
-	"github.com/fedigate/fedigate/proxy"
-	"github.com/fedigate/fedigate/ratelimit"
-	"github.com/fedigate/fedigate/signupgate"
 )
 
-// cmdValidate loads a config and runs the constructors `run` runs, minus
+// cmdValidate loads a config and builds the gateway `run` builds, minus
 // listening and minus anything that would write state: exit 0, or exit 1
 // with one FILE:LINE: fault per line.
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
@@ -36,51 +32,26 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// constructAll builds each part the way run does and closes it again. The
-// self-signed and ACME certificate stores and the pass key are not created
-// here (validate writes nothing): those constructors run against a
-// throw-away state directory.
+// constructAll runs buildGateway, the constructors `run` runs, on cfg and
+// closes what it built; nothing is bound. validate writes nothing: the
+// state directory (the self-signed CA and leaf, signup.key) is a
+// throw-away one, and acme mode is checked as self-signed (validate asks
+// no CA for a certificate). files mode reads the real pair.
 func constructAll(cfg *configs.Config) error {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	scratch, err := os.MkdirTemp("", "fedigate-validate-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	tlsCfg := cfg.TLS
-	if tlsCfg.Mode != configs.TLSFiles {
-		tlsCfg.Mode, tlsCfg.StateDir = configs.TLSSelfSigned, scratch
-		tlsCfg.ACMEEmail, tlsCfg.ACMECA, tlsCfg.ACMECARoot = "", "", ""
+	c := *cfg
+	c.TLS.StateDir = scratch
+	if c.TLS.Mode != configs.TLSFiles {
+		c.TLS.Mode = configs.TLSSelfSigned
+		c.TLS.ACMEEmail, c.TLS.ACMECA, c.TLS.ACMECARoot = "", "", ""
 	}
-	src, err := certs.New(tlsCfg, cfg.Server.Hosts, certs.Options{Logger: quiet})
+	g, err := buildGateway(&c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
-		return fmt.Errorf("tls: %w", err)
+		return err
 	}
-	defer src.Close()
-	if cfg.Egress.Listen != "" {
-		if _, err := egress.New(cfg.Egress, egress.Options{Logger: quiet, OwnAddrs: ownAddrs(cfg)}); err != nil {
-			return fmt.Errorf("egress: %w", err)
-		}
-	}
-	if cfg.RateLimit.Store == configs.StoreRedis {
-		rc, err := ratelimit.OpenRedis(cfg.RateLimit.RedisURL)
-		if err != nil {
-			return fmt.Errorf("ratelimit.redis_url: %w", err)
-		}
-		_ = rc.Close()
-	}
-	lim, err := ratelimit.New(cfg.RateLimit, ratelimit.Options{Logger: quiet, Redis: nil})
-	if err != nil {
-		return fmt.Errorf("ratelimit: %w", err)
-	}
-	defer lim.Close()
-	guard, err := signupgate.New(cfg.Signup, cfg.Routes, signupgate.Options{Logger: quiet, StateDir: scratch})
-	if err != nil {
-		return fmt.Errorf("signup: %w", err)
-	}
-	defer guard.Close()
-	if _, err := proxy.New(cfg, proxy.Options{Logger: quiet, TLSConfig: src.TLSConfig()}); err != nil {
-		return fmt.Errorf("edge: %w", err)
-	}
-	return nil
+	return g.shutdown(context.Background())
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -151,4 +152,22 @@ func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 			go handle(c)
 		}
 	}()
+}
+
+// Pause stops the process with SIGSTOP: it keeps its sockets, so clients
+// connect and then wait (a server that hangs, not one that is gone).
+// Resume undoes it; the test's cleanup kills a paused process too.
+func (p *Process) Pause(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP: %v", err)
+	}
+}
+
+// Resume continues a paused process with SIGCONT.
+func (p *Process) Resume(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("SIGCONT: %v", err)
+	}
 }

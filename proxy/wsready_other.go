@@ -1,0 +1,7 @@
+//go:build !unix
+
+package proxy
+
+// peekReady cannot wait without reading here: the read itself waits,
+// holding its buffer.
+func peekReady(uintptr, []byte) bool { return true }
