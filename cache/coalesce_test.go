@@ -88,15 +88,16 @@ func TestCoalescingNotStorableSendsWaitersOn(t *testing.T) {
 	if n := rg.fetches.Load(); n != 20 {
 		t.Fatalf("%d backend fetches, want 20", n)
 	}
-	if d > 1500*time.Millisecond {
+	if d > 3*time.Second { // one after another would be 20 x 200 ms
 		t.Fatalf("20 uncacheable misses took %v: serialised", d)
 	}
 	if most.Load() < 10 {
 		t.Fatalf("at most %d at the backend at once: waiters were not sent on together", most.Load())
 	}
+	most.Store(0)
 	d = burst(t, rg, 20, "/api/v1/timelines/home")
-	if d > 1000*time.Millisecond || rg.fetches.Load() != 40 {
-		t.Fatalf("second burst took %v with %d fetches: later misses of an uncacheable key must not wait", d, rg.fetches.Load())
+	if most.Load() < 10 || rg.fetches.Load() != 40 {
+		t.Fatalf("second burst: %v, %d fetches, at most %d at once: later misses of an uncacheable key must not wait", d, rg.fetches.Load(), most.Load())
 	}
 }
 
