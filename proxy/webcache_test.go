@@ -188,3 +188,29 @@ func BenchmarkHandlerCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// TestWebCacheHeaderBoundNotStored: a backend answer over the header bound
+// is refused (502) and never stored, even with a long max-age.
+func TestWebCacheHeaderBoundNotStored(t *testing.T) {
+	var fetches atomic.Int64
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Cache-Control", "max-age=600, public")
+		w.Header().Set("X-Big", strings.Repeat("b", 80<<10))
+		_, _ = io.WriteString(w, "body")
+	}))
+	t.Cleanup(be.Close)
+	cfg := testConfig(t, be.URL, "")
+	c, err := cache.New(cfg.Cache, cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	te := startEdge(t, cfg, Options{WebCache: c.Handler})
+	for i := 1; i <= 2; i++ {
+		resp, _ := getWith(t, te.client(false), te.base+"/p")
+		if resp.StatusCode != http.StatusBadGateway || fetches.Load() != int64(i) {
+			t.Fatalf("request %d: status %d, %d fetches", i, resp.StatusCode, fetches.Load())
+		}
+	}
+}
