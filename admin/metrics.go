@@ -33,6 +33,7 @@ type Metrics struct {
 	certExpiry     *prometheus.GaugeVec
 	deliveries     *prometheus.CounterVec
 	refusedTop     *topN
+	cache          *cacheMetrics
 }
 
 // NewMetrics registers every metric, plus Go runtime and process metrics.
@@ -87,6 +88,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.cache = newCacheMetrics(m.Registry)
 	return m
 }
 

@@ -23,14 +23,13 @@ type Config struct {
 	RateLimit  RateLimit  `toml:"ratelimit"`
 	Signup     Signup     `toml:"signup"`
 	Egress     Egress     `toml:"egress"`
+	Cache      Cache      `toml:"cache"`
 	Federation Federation `toml:"federation"`
 	Admin      Admin      `toml:"admin"`
 	Log        Log        `toml:"log"`
 
 	// Routes are filled by the preset; they are not read from TOML.
 	Routes Routes `toml:"-"`
-	// Source names where this config came from: a file path, or
-	// BuiltinSource for the built-in default.
 	Source string `toml:"-"`
 }
 

@@ -113,6 +113,7 @@ func Default(preset string) (*Config, error) {
 	default:
 		return nil, fmt.Errorf("unknown preset %q (want one of %v)", preset, Presets)
 	}
+	cacheDefaults(c)
 	return c, nil
 }
 

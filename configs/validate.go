@@ -22,6 +22,7 @@ func validate(c *Config, fs *faults, ruleKeys map[string]string) {
 	validateEgress(c, fs)
 	validateFederation(c, fs)
 	validateAdmin(c, fs)
+	validateCache(c, fs)
 	validateAddressesDistinct(c, fs)
 }
 

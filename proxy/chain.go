@@ -45,6 +45,7 @@ type chain struct {
 	trust     trust
 	routes    router
 	backends  *backends
+	web       http.Handler // backends.serveWeb, wrapped by Options.WebCache
 	static    *staticFiles // nil = no static_root
 	errorPage []byte       // static_root/500.html, nil = short text
 	gzip      *gzipper
@@ -135,6 +136,9 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		return nil, err
 	}
 	c.backends = b
+	if c.web = http.HandlerFunc(b.serveWeb); opts.WebCache != nil {
+		c.web = opts.WebCache(c.web)
+	}
 	var h http.Handler = http.HandlerFunc(c.route)
 	for i := len(opts.Guards) - 1; i >= 0; i-- {
 		if opts.Guards[i] == nil {
@@ -197,6 +201,7 @@ type reqState struct {
 	send     time.Duration
 	armedAt  time.Time
 	facts    backendroute.Facts
+	cache    string                   // what the response cache did (NoteCache); "" = not handled
 	kept     bool                     // keep holds the edge's own headers (policy.go)
 	keep     [len(edgeOwned)][]string // by edgeOwned index
 }
@@ -233,6 +238,15 @@ func ClientAddr(r *http.Request) netip.Addr {
 		return st.client
 	}
 	return peerAddr(r)
+}
+
+// NoteCache records what the response cache did with r ("hit",
+// "miss"...), for its access line (cache=). Outside the edge it does
+// nothing.
+func NoteCache(r *http.Request, result string) {
+	if st := stateOf(r); st != nil {
+		st.cache = result
+	}
 }
 
 func (s *reqState) WriteHeader(code int) {
@@ -369,17 +383,30 @@ func (c *chain) finish(st *reqState, r *http.Request, start time.Time) {
 		c.observe(st.route, status, d)
 	}
 	if c.access != nil {
-		c.access.Log(&accesslog.Line{Time: now, Client: st.client, Method: r.Method, Path: r.URL.Path,
-			Status: status, Bytes: st.bytes, Duration: d, Route: st.route})
+		line := accesslog.Line{Time: now, Client: st.client, Method: r.Method, Path: r.URL.Path,
+			Status: status, Bytes: st.bytes, Duration: d, Route: st.route}
+		var extra [1]accesslog.Field
+		if st.cache != "" {
+			extra[0] = accesslog.String("cache", st.cache)
+			line.Extra = extra[:]
+		}
+		c.access.Log(&line)
 	} else if c.log.Enabled(r.Context(), slog.LevelInfo) {
-		c.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := [...]slog.Attr{
 			slog.String("client", st.client.String()),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int64("bytes", st.bytes),
 			slog.Duration("duration", d),
-			slog.String("route", st.route))
+			slog.String("route", st.route),
+			slog.String("cache", st.cache),
+		}
+		n := len(attrs) - 1
+		if st.cache != "" {
+			n++
+		}
+		c.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 	}
 }
 

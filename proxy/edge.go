@@ -39,6 +39,9 @@ type Options struct {
 	// itself (a 429, a refused sign-up) is logged and observed with
 	// route = its name; nil or missing = "guard1", "guard2"...
 	GuardNames []string
+	// WebCache wraps the call to backend.web alone (never streaming,
+	// websockets or static files), after the guards; nil: no cache.
+	WebCache func(http.Handler) http.Handler
 	// WrapRedirect wraps the redirect_listen handler (ACME HTTP-01);
 	// nil = identity.
 	WrapRedirect func(http.Handler) http.Handler

@@ -398,3 +398,31 @@ func TestH1ClientGoneDuringSlowHeaderNoticed(t *testing.T) {
 		t.Fatal("the backend connection was held after the client left")
 	}
 }
+
+// What the response cache did reaches the request's access line (cache=),
+// and a request it did not handle has no such field.
+func TestAccessLineCarriesCacheResult(t *testing.T) {
+	be, _ := recordingBackend(t)
+	te := startEdge(t, testConfig(t, be.URL, ""), Options{WebCache: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/cached" {
+				NoteCache(r, "hit")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	for _, p := range []string{"/cached", "/other"} {
+		if resp, _ := get(t, te.client(false), te.base+p, nil); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	waitFor(t, func() bool { return strings.Contains(te.logs.String(), "path=/other") }, "both access lines")
+	for _, l := range strings.Split(te.logs.String(), "\n") {
+		switch {
+		case strings.Contains(l, "path=/cached") && !strings.HasSuffix(l, "route=web cache=hit"):
+			t.Errorf("cached request's line: %s", l)
+		case strings.Contains(l, "path=/other") && strings.Contains(l, "cache="):
+			t.Errorf("uncached request's line: %s", l)
+		}
+	}
+}

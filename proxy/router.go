@@ -100,5 +100,5 @@ func (c *chain) route(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	st.route = RouteWeb
-	c.backends.serveWeb(w, r)
+	c.web.ServeHTTP(w, r)
 }

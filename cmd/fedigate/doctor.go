@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fedigate/fedigate/cache"
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
@@ -80,6 +81,13 @@ func doctorChecks(cfg *configs.Config) []check {
 	}
 	if cfg.Backend.EnvFile != "" {
 		out = append(out, checkEnvFile(cfg))
+	}
+	if cfg.Cache.Enabled && cfg.Cache.Dir != "" {
+		msg, err := cache.CheckDisk(cfg.Cache.Dir, cfg.Cache.MaxDisk)
+		if err != nil {
+			msg = err.Error() + " (fix cache.dir or set it to \"\" for no disk tier)"
+		}
+		out = append(out, check{"cache disk tier", err == nil, msg})
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/fedigate/fedigate/admin"
+	"github.com/fedigate/fedigate/cache"
 	"github.com/fedigate/fedigate/certs"
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/egress"
@@ -36,6 +37,7 @@ type gateway struct {
 	limiter *ratelimit.Limiter
 	guard   *signupgate.Guard
 	fed     *federation.Guard
+	cache   *cache.Cache  // nil when [cache] is off
 	egress  *egress.Proxy // nil when egress.listen = ""
 	edge    *proxy.Edge
 	admin   *admin.Server // nil when admin.listen = ""
@@ -88,6 +90,9 @@ func buildGateway(cfg *configs.Config, log *slog.Logger, access *accesslog.Write
 // of unchanged rules, spent passes and a surge while the store is the
 // same).
 func (g *gateway) buildChain(cfg *configs.Config, prev *gateway) (err error) {
+	if err = g.buildCache(cfg, prev); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
 	if prev != nil {
 		if g.limiter, err = prev.limiter.Reconfigure(cfg.RateLimit); err != nil {
 			return fmt.Errorf("ratelimit: %w", err)
@@ -140,6 +145,38 @@ func (g *gateway) federationOptions() federation.Options {
 		Observe: func(e federation.Event) { m.Federation(e.Verdict.String(), e.Domain, e.Verdict != federation.Passed) }}
 }
 
+// buildCache makes the response cache, or keeps prev's (with its stored
+// objects) when [cache] did not change.
+func (g *gateway) buildCache(cfg *configs.Config, prev *gateway) (err error) {
+	g.cache = nil
+	g.metrics.CacheSource(nil)
+	if !cfg.Cache.Enabled {
+		return nil
+	}
+	m := g.metrics
+	opts := cache.Options{Logger: g.log, Wait: cfg.Backend.ResponseTimeout, OnResult: func(r *http.Request, res cache.Result) {
+		m.CacheResult(res.String())
+		proxy.NoteCache(r, res.String())
+	}}
+	if prev != nil && prev.cache != nil {
+		g.cache, err = prev.cache.Reconfigure(cfg.Cache, opts)
+	} else {
+		g.cache, err = cache.New(cfg.Cache, opts)
+	}
+	if err != nil {
+		return err
+	}
+	c := g.cache
+	m.CacheSource(func() admin.CacheTiers { return tiersOf(c) })
+	return nil
+}
+
+func tiersOf(c *cache.Cache) admin.CacheTiers {
+	mem, disk := c.Stats()
+	return admin.CacheTiers{MemObjects: mem.Objects, MemBytes: mem.Bytes, MemEvictions: mem.Evictions,
+		DiskObjects: disk.Objects, DiskBytes: disk.Bytes, DiskEvictions: disk.Evictions}
+}
+
 func observeLimit(m *admin.Metrics, d ratelimit.Decision) {
 	outcome := "allowed"
 	switch {
@@ -154,7 +191,12 @@ func observeLimit(m *admin.Metrics, d ratelimit.Decision) {
 }
 
 func (g *gateway) edgeOptions() proxy.Options {
+	var webCache func(http.Handler) http.Handler
+	if g.cache != nil {
+		webCache = g.cache.Handler
+	}
 	return proxy.Options{
+		WebCache:     webCache,
 		Logger:       g.log,
 		AccessLog:    g.access,
 		TLSConfig:    g.certs.TLSConfig(),
@@ -176,6 +218,9 @@ func (g *gateway) readyChecks() []admin.Check {
 	}
 	if g.egress != nil {
 		checks = append(checks, admin.Check{Name: "socks_upstream", Probe: g.egress.Ready})
+	}
+	if c := g.cache; c != nil && g.cfg.Cache.Dir != "" {
+		checks = append(checks, admin.Check{Name: "cache_disk", Probe: func(context.Context) error { return c.Ready() }})
 	}
 	return checks
 }
@@ -256,6 +301,13 @@ func (g *gateway) reload(cfg *configs.Config) error {
 // closeNewChain closes what a failed reload built and the running gateway
 // old does not use.
 func (g *gateway) closeNewChain(old *gateway) {
+	if g.cache != nil && g.cache != old.cache {
+		_ = g.cache.Close()
+	}
+	if old.cache != nil {
+		c := old.cache
+		old.metrics.CacheSource(func() admin.CacheTiers { return tiersOf(c) })
+	}
 	if g.limiter != nil && g.limiter != old.limiter {
 		_ = g.limiter.Close()
 	}
@@ -269,6 +321,9 @@ func (g *gateway) closeNewChain(old *gateway) {
 
 // closeOldChain closes what the previous config used and next does not.
 func (g *gateway) closeOldChain(next *gateway) {
+	if g.cache != nil && g.cache != next.cache {
+		_ = g.cache.Close()
+	}
 	if g.limiter != next.limiter {
 		_ = g.limiter.Close()
 	}
@@ -317,6 +372,9 @@ func (g *gateway) closeParts() {
 	}
 	if g.limiter != nil {
 		_ = g.limiter.Close()
+	}
+	if g.cache != nil {
+		_ = g.cache.Close()
 	}
 	if g.certs != nil {
 		_ = g.certs.Close()
