@@ -70,7 +70,8 @@ func buildGateway(cfg *configs.Config, log *slog.Logger) (g *gateway, err error)
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	if cfg.Admin.Listen != "" {
-		if g.admin, err = admin.New(cfg.Admin, admin.Options{Logger: log, Metrics: g.metrics, Checks: g.readyChecks()}); err != nil {
+		if g.admin, err = admin.New(cfg.Admin, admin.Options{Logger: log, Metrics: g.metrics, Checks: g.readyChecks(),
+			Certificates: servedCerts(g.certs)}); err != nil {
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 	}
