@@ -90,7 +90,12 @@
     Object.keys(data).forEach(function (k, i) {
       var color = COLORS[i % COLORS.length], pts = [];
       var flush = function () {
-        if (pts.length) { svg.appendChild(el("svg:polyline", { points: pts.join(" "), fill: "none", stroke: color, "stroke-width": 1.5, "data-series": k })); }
+        if (pts.length === 1) { // a lone point: a dot, as a line needs two
+          var xy = pts[0].split(",");
+          svg.appendChild(el("svg:circle", { cx: xy[0], cy: xy[1], r: 2.5, fill: color, "data-series": k }));
+        } else if (pts.length) {
+          svg.appendChild(el("svg:polyline", { points: pts.join(" "), fill: "none", stroke: color, "stroke-width": 1.5, "data-series": k }));
+        }
         pts = [];
       };
       data[k].forEach(function (p) { if (p[1] == null) { flush(); } else { pts.push(x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)); } });
