@@ -67,15 +67,19 @@ func (r *report) markdown() string {
 		len(r.results), r.rate, r.workers, ok, errs, r.every, outage, recoveryGrace)
 	b.WriteString("Sign-up POSTs without a pass count as expected when refused (403 by the gate, 429 by the limit).\n\n")
 
-	b.WriteString("## Faults\n\n| # | fault | at | part back at | errors in its window | last error, after the part was back (looked for up to 25 s) |\n|---|---|---|---|---|---|\n")
+	b.WriteString("## Faults\n\n| # | fault | at | part back at | errors in its window | last error, after the part was back (looked for up to 25 s, or the next fault) |\n|---|---|---|---|---|---|\n")
 	for i, f := range r.faults {
 		n, last := 0, time.Duration(-1)
+		look := f.end + recoveryLook
+		if i+1 < len(r.faults) {
+			look = min(look, r.faults[i+1].start) // the next fault's errors are its own
+		}
 		for _, x := range r.results {
-			if !r.isOK(x) && x.at >= f.start && x.at < f.end+recoveryGrace {
-				n++
-			}
-			if !r.isOK(x) && x.at >= f.start && x.at < f.end+recoveryLook {
-				last = max(last, x.at+x.latency)
+			if end := x.at + x.latency; !r.isOK(x) && end >= f.start && end < look {
+				if end < f.end+recoveryGrace {
+					n++
+				}
+				last = max(last, end)
 			}
 		}
 		ended := "no error"
@@ -91,7 +95,7 @@ func (r *report) markdown() string {
 	byPhaseKind := map[string]map[string]int{}
 	total := map[string]int{}
 	for _, x := range r.results {
-		p := r.phase(x.at)
+		p := r.phase(x.at + x.latency) // when the answer came
 		total[p]++
 		if r.isOK(x) {
 			continue
