@@ -78,6 +78,14 @@ type Backend struct {
 	EnvFile         string        `toml:"env_file"` // Mastodon's .env.production, read by doctor
 	ConnectTimeout  time.Duration `toml:"connect_timeout"`
 	ResponseTimeout time.Duration `toml:"response_timeout"` // time to the response headers; then 504
+	// IdleTimeout is how long a backend connection may wait in the pool,
+	// on every path to the backend; under Puma's persistent_timeout (20 s).
+	IdleTimeout time.Duration `toml:"idle_timeout"`
+	// MaxIdleConns bounds the idle connections kept to each backend.
+	MaxIdleConns int `toml:"max_idle_conns"`
+	// MaxResponseHeaderBytes bounds a backend answer's header block; over
+	// it the answer is 502.
+	MaxResponseHeaderBytes int64 `toml:"max_response_header_bytes,size"`
 }
 
 // RateLimit is the [ratelimit] section. Rules holds the preset's rules

@@ -51,10 +51,13 @@ func Default(preset string) (*Config, error) {
 		},
 		TLS: TLS{Mode: TLSSelfSigned, StateDir: "./fedigate-state"},
 		Backend: Backend{
-			Web:             "http://127.0.0.1:3000",
-			Streaming:       "http://127.0.0.1:4000",
-			ConnectTimeout:  5 * time.Second,
-			ResponseTimeout: 60 * time.Second,
+			Web:                    "http://127.0.0.1:3000",
+			Streaming:              "http://127.0.0.1:4000",
+			ConnectTimeout:         5 * time.Second,
+			ResponseTimeout:        60 * time.Second,
+			IdleTimeout:            15 * time.Second,
+			MaxIdleConns:           512,
+			MaxResponseHeaderBytes: 64 << 10,
 		},
 		RateLimit: RateLimit{
 			Store:        StoreMemory,

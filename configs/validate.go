@@ -111,6 +111,11 @@ func validateBackend(c *Config, fs *faults) {
 	}
 	positiveDuration(fs, "backend.connect_timeout", b.ConnectTimeout)
 	positiveDuration(fs, "backend.response_timeout", b.ResponseTimeout)
+	positiveDuration(fs, "backend.idle_timeout", b.IdleTimeout)
+	positive(fs, "backend.max_idle_conns", int64(b.MaxIdleConns))
+	if b.MaxResponseHeaderBytes < 1<<10 || b.MaxResponseHeaderBytes > 16<<20 {
+		fs.bad("backend.max_response_header_bytes", "must be between 1KB and 16MB, like \"64KB\"")
+	}
 }
 
 func validateAdmin(c *Config, fs *faults) {

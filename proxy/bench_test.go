@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -37,29 +38,49 @@ func BenchmarkRouting(b *testing.B) {
 }
 
 // BenchmarkHandlerProxySmallJSON runs the whole chain in-process (no TLS)
-// against a loopback backend answering a small JSON.
+// against a loopback backend answering a small JSON, down each path to
+// the backend: the lean client (GET), ReverseProxy for the same GET (the
+// A/B of the two: the lean client stays only while it buys 15% or more),
+// and ReverseProxy for a POST (its only path).
 func BenchmarkHandlerProxySmallJSON(b *testing.B) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"1","username":"alice","acct":"alice"}`)
 	}))
 	b.Cleanup(be.Close)
-	cfg := testConfig(b, be.URL, "")
-	tc, _ := testTLS(b)
-	e, err := New(cfg, Options{TLSConfig: tc, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := e.Handler()
-	req := httptest.NewRequest(http.MethodGet, "https://example.test/api/v1/accounts/1", nil)
-	req.RemoteAddr = "192.0.2.1:50000"
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatal(w.Code)
-		}
+	for _, bc := range []struct {
+		name   string
+		noLean bool
+		method string
+	}{
+		{"lean/GET", false, http.MethodGet},
+		{"reverseproxy/GET", true, http.MethodGet},
+		{"reverseproxy/POST", false, http.MethodPost},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := testConfig(b, be.URL, "")
+			tc, _ := testTLS(b)
+			e, err := New(cfg, Options{TLSConfig: tc, Logger: slog.New(slog.DiscardHandler), noLean: bc.noLean})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := e.Handler()
+			b.ReportAllocs()
+			for b.Loop() {
+				var body io.Reader
+				if bc.method == http.MethodPost {
+					body = strings.NewReader(`{"type":"Create"}`)
+				}
+				req := httptest.NewRequest(bc.method, "https://example.test/api/v1/accounts/1", body)
+				req.RemoteAddr = "192.0.2.1:50000"
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatal(w.Code)
+				}
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/backendroute"
 )
 
 // chain is everything one configuration decides: the handler of the edge
@@ -28,11 +30,13 @@ import (
 type chain struct {
 	cfg       *configs.Config
 	log       *slog.Logger
+	errorLog  *stdlog.Logger // net/http's and ReverseProxy's own errors, to log at Debug
 	observe   func(route string, status int, d time.Duration)
 	tls       *tls.Config
 	hosts     map[string]struct{} // lower-case names; nil = any
 	hsts      string
 	maxBody   int64
+	maxHeader int64         // server.max_header_bytes: over it 431, answered by the edge
 	bodyIdle  time.Duration // Options.BodyIdleTimeout
 	send      time.Duration // Options.SendTimeout
 	trust     trust
@@ -80,17 +84,18 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		log = slog.Default()
 	}
 	c := &chain{
-		cfg:      cfg,
-		log:      log,
-		observe:  opts.Observe,
-		hsts:     cfg.Server.HSTS,
-		maxBody:  cfg.Server.MaxRequestBody,
-		bodyIdle: cmp.Or(opts.BodyIdleTimeout, defaultBodyIdleTimeout),
-		send:     cmp.Or(opts.SendTimeout, defaultSendTimeout),
-		trust:    newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
-		routes:   newRouter(cfg.Routes),
-		gzip:     newGzipper(cfg.Routes.GzipTypes),
-		edge:     st,
+		cfg:       cfg,
+		log:       log,
+		observe:   opts.Observe,
+		hsts:      cfg.Server.HSTS,
+		maxBody:   cfg.Server.MaxRequestBody,
+		maxHeader: cfg.Server.MaxHeaderBytes,
+		bodyIdle:  cmp.Or(opts.BodyIdleTimeout, defaultBodyIdleTimeout),
+		send:      cmp.Or(opts.SendTimeout, defaultSendTimeout),
+		trust:     newTrust(cfg.Server.TrustedProxies, cfg.Server.ClientIPHeaders),
+		routes:    newRouter(cfg.Routes),
+		gzip:      newGzipper(cfg.Routes.GzipTypes),
+		edge:      st,
 	}
 	c.tls = opts.TLSConfig.Clone()
 	if c.tls.MinVersion < tls.VersionTLS12 {
@@ -118,7 +123,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 			return nil, fmt.Errorf("proxy: reading %s: %w", filepath.Join(root, "500.html"), err)
 		}
 	}
-	b, err := newBackends(cfg.Backend, c)
+	b, err := newBackends(cfg.Backend, c, opts.noLean)
 	if err != nil {
 		c.closeStatic()
 		return nil, err
@@ -184,6 +189,9 @@ type reqState struct {
 	wdl      writeDeadliner // the server's writer; nil: no send timeout (send.go)
 	send     time.Duration
 	armedAt  time.Time
+	facts    backendroute.Facts
+	kept     bool                     // keep holds the edge's own headers (policy.go)
+	keep     [len(edgeOwned)][]string // by edgeOwned index
 }
 
 type stateKey struct{}
@@ -198,6 +206,9 @@ type stateCtx struct {
 func (c *stateCtx) Value(key any) any {
 	if _, ok := key.(stateKey); ok {
 		return c.st
+	}
+	if backendroute.IsContextKey(key) {
+		return &c.st.facts
 	}
 	return c.Context.Value(key)
 }
@@ -218,12 +229,13 @@ func ClientAddr(r *http.Request) netip.Addr {
 }
 
 func (s *reqState) WriteHeader(code int) {
-	if !s.wroteHdr && code >= 200 {
+	if code < 200 {
+		s.restoreEdge()
+		s.armSend(time.Now()) // an informational response is sent at once
+	} else if !s.wroteHdr {
 		s.wroteHdr = true
 		s.status = code
-	}
-	if code < 200 {
-		s.armSend(time.Now()) // an informational response is sent at once
+		s.restoreEdge()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
@@ -232,6 +244,7 @@ func (s *reqState) Write(b []byte) (int, error) {
 	if !s.wroteHdr {
 		s.wroteHdr = true
 		s.status = http.StatusOK
+		s.restoreEdge()
 	}
 	s.armSend(time.Now())
 	n, err := s.ResponseWriter.Write(b)
@@ -245,6 +258,7 @@ func (s *reqState) ReadFrom(src io.Reader) (int64, error) {
 	if !s.wroteHdr {
 		s.wroteHdr = true
 		s.status = http.StatusOK
+		s.restoreEdge()
 	}
 	n, err := io.Copy(sendWriter{s}, src)
 	s.bytes += n
@@ -268,40 +282,56 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.edge.active.Add(1)
 	defer c.finish(st, r, start)
 
+	// the client first: every refusal below is answered, logged and
+	// counted with it
 	peer := peerAddr(r)
+	trusted := peer.IsValid() && c.trust.trusted(peer)
 	st.client = peer
-	if !c.hostAllowed(r.Host) {
-		c.plainError(st, http.StatusMisdirectedRequest, "misdirected request: unknown host")
-		return
+	if trusted {
+		st.client = c.trust.decide(peer, r.Header)
 	}
+	st.ctx = stateCtx{Context: r.Context(), st: st}
+	r = r.WithContext(&st.ctx)
+	st.facts.Reset(r)
 	h := st.Header()
 	if c.hsts != "" {
 		h["Strict-Transport-Security"] = []string{c.hsts}
+	}
+	if !c.hostAllowed(r.Host) {
+		c.edgeError(st, r, http.StatusMisdirectedRequest, "misdirected request: unknown host")
+		return
 	}
 	if r.ProtoMajor < 3 {
 		if alt := c.edge.altSvc.Load(); alt != nil && *alt != "" {
 			h["Alt-Svc"] = []string{*alt}
 		}
 	} else if earlyDataUnsafe(r) {
-		c.plainError(st, http.StatusTooEarly, "too early: retry after the handshake")
+		c.edgeError(st, r, http.StatusTooEarly, "too early: retry after the handshake")
 		return
 	}
 	if r.Method == http.MethodConnect {
-		c.plainError(st, http.StatusMethodNotAllowed, "method not allowed")
+		c.edgeError(st, r, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	if !originTarget(r.URL) {
-		c.plainError(st, http.StatusBadRequest, "bad request: request target")
+		c.edgeError(st, r, http.StatusBadRequest, "bad request: request target")
 		return
 	}
 	if hasDotDotSegment(r.URL.Path) {
-		c.plainError(st, http.StatusBadRequest, "bad request: path")
+		c.edgeError(st, r, http.StatusBadRequest, "bad request: path")
+		return
+	}
+	if c.maxHeader > 0 && requestHeaderSize(r) > c.maxHeader {
+		if r.ProtoMajor == 1 {
+			h.Set("Connection", "close")
+		}
+		c.edgeError(st, r, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
 		return
 	}
 	if c.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > c.maxBody {
 			h.Set("Connection", "close")
-			c.plainError(st, http.StatusRequestEntityTooLarge, "request body too large")
+			c.edgeError(st, r, http.StatusRequestEntityTooLarge, "request body too large")
 			return
 		}
 		st.body = &bodyGuard{rc: r.Body, left: c.maxBody, ctl: http.NewResponseController(w), idle: c.bodyIdle}
@@ -309,13 +339,8 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = st.body.ctl.SetReadDeadline(time.Now().Add(c.bodyIdle))
 		r.Body = st.body
 	}
-	trusted := peer.IsValid() && c.trust.trusted(peer)
-	if trusted {
-		st.client = c.trust.decide(peer, r.Header)
-	}
 	cleanRequestHeaders(r.Header, trusted)
-	st.ctx = stateCtx{Context: r.Context(), st: st}
-	c.inner.ServeHTTP(st, r.WithContext(&st.ctx))
+	c.inner.ServeHTTP(st, r)
 }
 
 func (c *chain) finish(st *reqState, r *http.Request, start time.Time) {
@@ -400,11 +425,14 @@ func hasDotDotSegment(p string) bool {
 	return false
 }
 
-// plainError answers with a short text body (the public half of an error).
-func (c *chain) plainError(w http.ResponseWriter, status int, text string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, text+"\n")
+// requestHeaderSize is the size of r's header as server.max_header_bytes
+// counts it: the request line's target, Host, and each field.
+func requestHeaderSize(r *http.Request) int64 {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Host) + 16
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
 }

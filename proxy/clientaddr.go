@@ -153,32 +153,26 @@ func parseClientIP(s string) (netip.Addr, bool) {
 	return a, true
 }
 
-// hopHeaders are dropped from every request before any rule runs.
-// Connection and Upgrade stay: the reverse proxy needs them for websocket
-// upgrades and removes them itself from what it forwards.
-var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Trailer"}
-
-// cleanRequestHeaders drops hop-by-hop headers, the headers named in
-// Connection, "Proxy" (httpoxy), "Client-Ip" and "Forwarded" always, and
-// every forwarding header a client wrote unless the peer is trusted.
+// cleanRequestHeaders drops hop-by-hop headers (policy.go), the headers
+// named in Connection, "Proxy" (httpoxy), "Client-Ip" and "Forwarded"
+// always, and every forwarding header a client wrote unless the peer is
+// trusted. Connection, Upgrade and Te stay for the paths to the backend,
+// which read them (a websocket upgrade, "Te: trailers") and never forward
+// them as they are.
 func cleanRequestHeaders(h http.Header, trustedPeer bool) {
-	for _, v := range h["Connection"] {
-		for v != "" {
-			tok := v
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				v = ""
+	if vv := h["Connection"]; len(vv) > 0 {
+		forEachConnectionToken(vv, func(tok string) {
+			if !strings.EqualFold(tok, "upgrade") && !strings.EqualFold(tok, "te") {
+				h.Del(tok)
 			}
-			tok = strings.TrimSpace(tok)
-			if tok == "" || strings.EqualFold(tok, "upgrade") || strings.EqualFold(tok, "close") || strings.EqualFold(tok, "keep-alive") {
-				continue
-			}
-			h.Del(tok)
-		}
+		})
 	}
 	for _, k := range hopHeaders {
-		delete(h, k)
+		switch k {
+		case "Connection", "Upgrade", "Te":
+		default:
+			delete(h, k)
+		}
 	}
 	delete(h, "Proxy")
 	delete(h, "Client-Ip")

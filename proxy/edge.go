@@ -55,6 +55,10 @@ type Options struct {
 	// connection closed; 0 = 60 s, nginx's send_timeout. Websockets, once
 	// upgraded, are not bound by it.
 	SendTimeout time.Duration
+
+	// noLean sends every request through ReverseProxy (tests and the A/B
+	// benchmark of the two backend paths).
+	noLean bool
 }
 
 // Edge is the HTTPS edge. New builds it without binding; Start binds.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -28,16 +27,15 @@ import (
 // https backends, Expect) goes through httputil.ReverseProxy; both send
 // the backend the same request and relay the same response.
 type h1Client struct {
-	addr     string // host:port to dial
-	host     string // backend.web's host, for a request without Host
-	dialer   net.Dialer
-	timeout  time.Duration // to the response headers; 0 = none
-	idleTime time.Duration // an idle connection older than this is closed
-	maxIdle  int
-	bufs     sync.Pool // *[]byte body copy buffers
-	log      *slog.Logger
-	onError  func(http.ResponseWriter, *http.Request, error)
-	dropHSTS bool // the edge sets its own
+	addr      string // host:port to dial
+	host      string // backend.web's host, for a request without Host
+	dialer    net.Dialer
+	timeout   time.Duration // to the response headers; 0 = none
+	idleTime  time.Duration // backend.idle_timeout: an idle connection older than this is closed
+	maxIdle   int           // backend.max_idle_conns
+	maxHeader int64         // backend.max_response_header_bytes
+	log       *slog.Logger
+	c         *chain // the policy: error answers, response headers
 
 	mu     sync.Mutex
 	idle   []*h1Conn // most recently used last
@@ -48,9 +46,32 @@ type h1Client struct {
 // h1Conn is one pooled backend connection with its buffers.
 type h1Conn struct {
 	nc     net.Conn
+	lr     limitReader // between nc and br: bounds the response header
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	peek   idlePeek // bytes the backend sent while the connection was idle
+}
+
+// limitReader reads from a connection; while left is positive it is a
+// budget (the response header's bound) that, once spent, fails the read.
+type limitReader struct {
+	nc   net.Conn
+	left int64 // < 0: no bound
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left == 0 {
+		return 0, errBackendHeaderTooLarge
+	}
+	if l.left > 0 && int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.nc.Read(p)
+	if l.left > 0 {
+		l.left -= int64(n)
+	}
+	return n, err
 }
 
 // maxInformational is how many 1xx responses one request may get before
@@ -86,7 +107,7 @@ func (c *h1Client) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	size, err := c.checkHeaders(r)
 	if err != nil {
-		c.onError(w, r, err)
+		c.c.proxyError(w, r, err)
 		return
 	}
 	pc, resp, err := c.roundTrip(ctx, w, r, size)
@@ -94,7 +115,7 @@ func (c *h1Client) serve(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		c.onError(w, r, err)
+		c.c.proxyError(w, r, err)
 		return
 	}
 	c.relay(w, r, pc, resp)
@@ -155,12 +176,25 @@ func (c *h1Client) exchange(ctx context.Context, w http.ResponseWriter, pc *h1Co
 	if err := pc.bw.Flush(); err != nil {
 		return nil, false, err
 	}
+	pc.lr.left = c.maxHeader // for every header block until the final one
 	for n := 0; ; n++ {
-		if err := c.awaitAnswer(ctx, pc, start); err != nil {
+		slow, err := c.awaitAnswer(ctx, pc, start)
+		if err != nil {
 			return nil, n > 0, err
 		}
+		stop := noWatch
+		if slow {
+			// the rest of the header may take until the response
+			// timeout: a client that leaves meanwhile ends the wait
+			conn := pc.nc
+			stop = context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
+		}
 		resp, err = http.ReadResponse(pc.br, r)
+		stop()
 		if err != nil {
+			if errors.Is(err, errBackendHeaderTooLarge) {
+				err = errBackendHeaderTooLarge
+			}
 			return nil, true, err
 		}
 		if resp.StatusCode >= 200 {
@@ -169,16 +203,17 @@ func (c *h1Client) exchange(ctx context.Context, w http.ResponseWriter, pc *h1Co
 		if resp.StatusCode == http.StatusSwitchingProtocols || n == maxInformational {
 			return nil, true, errors.New("proxy: backend sent an unexpected informational response")
 		}
-		relayInformational(w, resp)
+		c.c.relayInformational(w, r, resp.StatusCode, resp.Header)
 	}
+	pc.lr.left = -1
 	_ = pc.nc.SetReadDeadline(time.Time{})
 	return resp, true, nil
 }
 
 // awaitAnswer waits until a response header is buffered (or its first
-// byte came and the rest may take until the response timeout), in slices
-// of pollSlice so that a client that left is noticed.
-func (c *h1Client) awaitAnswer(ctx context.Context, pc *h1Conn, start time.Time) error {
+// byte came and the rest may take until the response timeout: slow), in
+// slices of pollSlice so that a client that left is noticed.
+func (c *h1Client) awaitAnswer(ctx context.Context, pc *h1Conn, start time.Time) (slow bool, err error) {
 	var end time.Time // zero: no response timeout
 	if c.timeout > 0 {
 		end = start.Add(c.timeout)
@@ -193,14 +228,15 @@ func (c *h1Client) awaitAnswer(ctx context.Context, pc *h1Conn, start time.Time)
 		if err == nil {
 			if !headerBuffered(pc.br) {
 				_ = pc.nc.SetReadDeadline(end)
+				return true, nil
 			}
-			return nil
+			return false, nil
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) || (!end.IsZero() && !time.Now().Before(end)) {
-			return err
+			return false, err
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return false, err
 		}
 	}
 }
@@ -234,7 +270,7 @@ func (c *h1Client) writeRequest(bw *bufio.Writer, r *http.Request) {
 	}
 	bw.WriteString("\r\n")
 	for k, vv := range r.Header {
-		if skipForwarded(k) {
+		if !forwardRequestHeader(k) {
 			continue
 		}
 		for _, v := range vv {
@@ -251,26 +287,11 @@ func (c *h1Client) writeRequest(bw *bufio.Writer, r *http.Request) {
 		bw.WriteString("Te: trailers\r\n")
 	}
 	client := ClientAddr(r).String()
-	bw.WriteString("X-Forwarded-For: ")
+	bw.WriteString(hdrForwardedFor + ": ")
 	bw.WriteString(client)
-	bw.WriteString("\r\nX-Real-Ip: ")
+	bw.WriteString("\r\n" + hdrRealIP + ": ")
 	bw.WriteString(client)
-	bw.WriteString("\r\nX-Forwarded-Proto: https\r\n\r\n")
-}
-
-// skipForwarded reports whether the request header k is not forwarded as
-// it is: hop-by-hop headers, framing the client chose, and forwarding
-// headers the edge writes itself.
-func skipForwarded(k string) bool {
-	switch k {
-	case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Te",
-		"Connection", "Proxy-Connection", "Keep-Alive", "Upgrade",
-		"Proxy-Authenticate", "Proxy-Authorization", "Proxy",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-		"X-Real-Ip", "Client-Ip":
-		return true
-	}
-	return false
+	bw.WriteString("\r\n" + hdrForwardedProto + ": https\r\n\r\n")
 }
 
 // checkHeaders refuses what http.Transport refuses to send: an invalid
@@ -293,16 +314,4 @@ func (c *h1Client) checkHeaders(r *http.Request) (int, error) {
 		}
 	}
 	return size, nil
-}
-
-// relayInformational passes a 1xx response (103 Early Hints) on to the
-// client, keeping the headers the edge already set for the final one.
-func relayInformational(w http.ResponseWriter, resp *http.Response) {
-	h := w.Header()
-	saved := maps.Clone(h)
-	clear(h)
-	maps.Copy(h, resp.Header)
-	w.WriteHeader(resp.StatusCode)
-	clear(h)
-	maps.Copy(h, saved)
 }

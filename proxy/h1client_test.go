@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/fedigate/fedigate/configs"
+
 	"bufio"
 	"context"
 	"errors"
@@ -324,7 +326,7 @@ func TestQueryWithSemicolonUnchanged(t *testing.T) {
 // Attack: a header value with a line break would split the request to
 // the backend; it is refused as http.Transport refuses it.
 func TestAttackH1HeaderInjectionRefused(t *testing.T) {
-	c := newH1Client(&url.URL{Scheme: "http", Host: "127.0.0.1:1"}, time.Second, time.Second, 4, nil, nil)
+	c := newH1Client(&httpTarget{scheme: "http", host: "127.0.0.1:1"}, testBackendSettings(), &chain{})
 	for _, h := range []http.Header{
 		{"X-A": {"1\r\nX-Forwarded-For: 10.0.0.1"}},
 		{"X-A": {"1\nGET / HTTP/1.1"}},
@@ -354,8 +356,7 @@ func TestH1ReaperClosesIdleConnections(t *testing.T) {
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
-	u, _ := url.Parse(rb.url())
-	c := newH1Client(u, time.Second, time.Second, 4, nil, nil)
+	c := newH1Client(&httpTarget{scheme: "http", host: rb.ln.Addr().String()}, testBackendSettings(), &chain{})
 	c.idleTime = 100 * time.Millisecond
 	defer c.closeIdle()
 	pc, err := c.dial(context.Background())
@@ -384,4 +385,13 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// testBackendSettings is the preset's [backend].
+func testBackendSettings() configs.Backend {
+	cfg, err := configs.Default(configs.PresetMastodon)
+	if err != nil {
+		panic(err)
+	}
+	return cfg.Backend
 }

@@ -3,35 +3,33 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"log/slog"
 	"net"
-	"net/http"
-	"net/url"
+	"strings"
 	"time"
+
+	"github.com/fedigate/fedigate/configs"
 )
 
-// h1IdleTime is how long a backend connection may wait in the pool. It is
-// shorter than Puma's persistent_timeout (20 s), so the pool seldom hands
-// out a connection the backend has already closed.
-const h1IdleTime = 15 * time.Second
-
-func newH1Client(target *url.URL, connectTimeout, responseTimeout time.Duration, maxIdle int, log *slog.Logger, onError func(http.ResponseWriter, *http.Request, error)) *h1Client {
-	port := target.Port()
-	if port == "" {
-		port = "80"
+func newH1Client(target *httpTarget, b configs.Backend, c *chain) *h1Client {
+	host, port, err := net.SplitHostPort(target.host)
+	if err != nil {
+		host, port = target.host, "80"
 	}
-	c := &h1Client{
-		addr:     net.JoinHostPort(target.Hostname(), port),
-		host:     target.Host,
-		dialer:   net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
-		timeout:  responseTimeout,
-		idleTime: h1IdleTime,
-		maxIdle:  maxIdle,
-		log:      log,
-		onError:  onError,
+	maxHeader := b.MaxResponseHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = -1
 	}
-	c.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
-	return c
+	return &h1Client{
+		addr:      net.JoinHostPort(strings.Trim(host, "[]"), port),
+		host:      target.host,
+		dialer:    net.Dialer{Timeout: b.ConnectTimeout, KeepAlive: 30 * time.Second},
+		timeout:   b.ResponseTimeout,
+		idleTime:  b.IdleTimeout,
+		maxIdle:   b.MaxIdleConns,
+		maxHeader: maxHeader,
+		log:       c.log,
+		c:         c,
+	}
 }
 
 func (c *h1Client) dial(ctx context.Context) (*h1Conn, error) {
@@ -39,14 +37,35 @@ func (c *h1Client) dial(ctx context.Context) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	pc := &h1Conn{nc: nc, bw: bufio.NewWriterSize(nc, 4<<10)}
+	pc.lr = limitReader{nc: nc, left: -1}
+	pc.br = bufio.NewReaderSize(&pc.lr, 8<<10)
+	pc.peek.init(nc)
+	return pc, nil
 }
 
-// get takes the most recently used idle connection, or nil.
+// get takes the most recently used idle connection that is still in
+// step with its requests, or nil.
 func (c *h1Client) get() *h1Conn {
-	var stale []*h1Conn
+	for {
+		pc, stale := c.pop()
+		for _, s := range stale {
+			_ = s.nc.Close()
+		}
+		// Bytes nobody asked for (a stray answer, or the backend closing)
+		// arrived while it was idle: the connection is out of step with
+		// its requests and is never reused, as http.Transport refuses it.
+		if pc == nil || (pc.br.Buffered() == 0 && !pc.peek.readable()) {
+			return pc
+		}
+		_ = pc.nc.Close()
+	}
+}
+
+// pop takes the most recently used idle connection, and those too old.
+func (c *h1Client) pop() (pc *h1Conn, stale []*h1Conn) {
 	c.mu.Lock()
-	var pc *h1Conn
+	defer c.mu.Unlock()
 	for n := len(c.idle); n > 0 && pc == nil; n-- {
 		pc = c.idle[n-1]
 		c.idle[n-1] = nil
@@ -55,11 +74,7 @@ func (c *h1Client) get() *h1Conn {
 			stale, pc = append(stale, pc), nil
 		}
 	}
-	c.mu.Unlock()
-	for _, s := range stale {
-		_ = s.nc.Close()
-	}
-	return pc
+	return pc, stale
 }
 
 // put returns pc to the pool when reuse is true and there is room, and

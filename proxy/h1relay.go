@@ -6,8 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/textproto"
 	"strings"
+
+	"github.com/fedigate/fedigate/internal/copybuf"
 )
 
 // relay sends the client the response, as httputil.ReverseProxy would,
@@ -20,10 +21,7 @@ func (c *h1Client) relay(w http.ResponseWriter, r *http.Request, pc *h1Conn, res
 		conn := pc.nc
 		stop = context.AfterFunc(r.Context(), func() { _ = conn.SetDeadline(aLongTimeAgo) })
 	}
-	removeHopHeaders(resp.Header)
-	if c.dropHSTS {
-		delete(resp.Header, "Strict-Transport-Security")
-	}
+	c.c.cleanResponseHeader(resp.Header)
 	h := w.Header()
 	for k, vv := range resp.Header {
 		if old, ok := h[k]; ok {
@@ -88,8 +86,8 @@ func streamed(resp *http.Response) bool {
 type clientGone struct{ error }
 
 func (c *h1Client) copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
-	bp := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(bp)
+	bp := copybuf.Shared.Borrow()
+	defer copybuf.Shared.Return(bp)
 	buf := *bp
 	var rc *http.ResponseController
 	if flush {
@@ -113,21 +111,3 @@ func (c *h1Client) copyBody(w http.ResponseWriter, body io.Reader, flush bool) e
 		}
 	}
 }
-
-// removeHopHeaders drops a response's hop-by-hop headers and those its
-// Connection header names.
-func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if tok = textproto.TrimString(tok); tok != "" {
-				h.Del(tok)
-			}
-		}
-	}
-	for _, k := range responseHopHeaders {
-		delete(h, k)
-	}
-}
-
-var responseHopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}

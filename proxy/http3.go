@@ -33,7 +33,7 @@ func (e *Edge) bindQUIC(c *chain, tcpAddr *net.TCPAddr) (*quicListener, error) {
 		Handler:        http.HandlerFunc(e.serve),
 		TLSConfig:      http3.ConfigureTLSConfig(e.tlsBase()),
 		QUICConfig:     &quic.Config{Allow0RTT: false, MaxIdleTimeout: s.IdleTimeout},
-		MaxHeaderBytes: int(s.MaxHeaderBytes),
+		MaxHeaderBytes: serverHeaderLimit(s),
 		IdleTimeout:    s.IdleTimeout,
 		Logger:         c.log,
 	}

@@ -5,12 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/fedigate/fedigate/configs"
 )
 
 // listener is one bound address and the server on it.
@@ -24,16 +25,12 @@ type connKey struct{}
 
 func (e *Edge) newServer(c *chain, h http.Handler) *http.Server {
 	s := c.cfg.Server
-	maxHeader := int(s.MaxHeaderBytes)
-	if maxHeader <= 0 {
-		maxHeader = http.DefaultMaxHeaderBytes
-	}
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.ReadHeaderTimeout,
 		IdleTimeout:       s.IdleTimeout,
-		MaxHeaderBytes:    maxHeader,
-		ErrorLog:          log.New(slogWriter{c.log}, "", 0),
+		MaxHeaderBytes:    serverHeaderLimit(s),
+		ErrorLog:          c.errorLog,
 		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, conn)
 		},
@@ -43,6 +40,18 @@ func (e *Edge) newServer(c *chain, h http.Handler) *http.Server {
 			}
 		},
 	}
+}
+
+// serverHeaderLimit is the header size the servers (HTTP/1.1, 2, 3)
+// read before they refuse a request themselves: twice
+// server.max_header_bytes, so that the edge, past the client decision,
+// answers the usual oversized request (431 in the client's format, logged
+// with the real client) and Go's servers only the grossly oversized.
+func serverHeaderLimit(s configs.Server) int {
+	if s.MaxHeaderBytes <= 0 {
+		return http.DefaultMaxHeaderBytes
+	}
+	return 2 * int(s.MaxHeaderBytes)
 }
 
 // bindMain binds server.listen (TCP) with TLS; certificates come from the
@@ -146,7 +155,7 @@ func (l *listener) shutdown(ctx context.Context) {
 // query over HTTPS.
 func (c *chain) serveRedirect(w http.ResponseWriter, r *http.Request) {
 	if !c.hostAllowed(r.Host) || r.Host == "" {
-		c.plainError(w, http.StatusMisdirectedRequest, "misdirected request: unknown host")
+		c.edgeError(w, r, http.StatusMisdirectedRequest, "misdirected request: unknown host")
 		return
 	}
 	host := hostOnly(r.Host)

@@ -67,7 +67,7 @@ func (rt *router) staticRoute(path string) *configs.StaticRoute {
 // web backend.
 func (c *chain) route(w http.ResponseWriter, r *http.Request) {
 	st := stateOf(r)
-	path := r.URL.Path
+	path := st.facts.Path // the route the backend would take, however spelled
 	if c.routes.isStreaming(path) {
 		st.route = RouteStreaming
 		if st.counted { // streams do not hold up a drain; they are closed after it
@@ -88,10 +88,10 @@ func (c *chain) route(w http.ResponseWriter, r *http.Request) {
 				st.route = RouteStatic
 				if !getOrHead {
 					w.Header().Set("Allow", "GET, HEAD")
-					c.plainError(w, http.StatusMethodNotAllowed, "method not allowed")
+					c.edgeError(w, r, http.StatusMethodNotAllowed, "method not allowed")
 					return
 				}
-				c.plainError(w, http.StatusNotFound, "not found")
+				c.edgeError(w, r, http.StatusNotFound, "not found")
 				return
 			}
 		} else if c.routes.tryFiles && getOrHead && c.static.serve(w, r, nil, c.gzip) {

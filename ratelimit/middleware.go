@@ -131,18 +131,18 @@ func setRateLimitHeaders(h http.Header, limit string, res Result) {
 // reading a small form body) is read only when a rule of the path needs
 // it.
 func (l *Limiter) match(r *http.Request, matched *[maxMatch]int) int {
-	p := backendroute.Canonical(r.URL.Path)
+	f := backendroute.Of(r)
 	var o backendroute.Override
 	read := r.Method != http.MethodPost
 	n := 0
 	for i := range l.rules {
 		c := &l.rules[i]
-		if !c.matchPath(p) {
+		if !c.matchPath(f.Path) {
 			continue
 		}
 		ok := c.matchMethod(r.Method)
 		if !ok && !read {
-			o, read = backendroute.MethodOverride(r), true
+			o, read = f.MethodOverride(r), true
 		}
 		if ok || c.matchOverride(o) {
 			matched[n] = i

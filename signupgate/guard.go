@@ -190,11 +190,12 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			g.serveGate(w, r)
 			return
 		}
-		route := routeOf(p)
+		f := backendroute.Of(r)
+		route := backendroute.WithoutFormat(f.Path)
 		switch {
 		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && slices.Contains(g.gated.pages, route):
 			g.gatePage(w, r, next)
-		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route) && backendroute.MethodOverride(r).Method == "":
+		case r.Method == http.MethodPost && slices.Contains(g.gated.posts, route) && f.MethodOverride(r).Method == "":
 			g.gateSignup(w, r, next, false)
 		case r.Method == http.MethodPost && g.gated.api != "" && route == g.gated.api:
 			g.gateAPI(w, r, next)
