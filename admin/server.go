@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,9 +101,30 @@ func (s *Server) localOnly(next http.Handler) http.Handler {
 				http.Error(w, "admin endpoints answer loopback only (admin.allow_remote)", http.StatusForbidden)
 				return
 			}
+			if !loopbackHost(r.Host) {
+				// DNS rebinding: a web page whose name now resolves to
+				// 127.0.0.1 would read the status page from the admin's browser.
+				http.Error(w, "admin endpoints answer Host 127.0.0.1, [::1] or localhost only", http.StatusMisdirectedRequest)
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost: the Host header names this machine by an address (loopback
+// or unspecified) or "localhost", as a browser or scraper on the machine
+// (or through an SSH tunnel) sends it; DNS rebinding always sends a name.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" || strings.EqualFold(host, "localhost") { // "": the listen address had no host (":9180")
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && (a.Unmap().IsLoopback() || a.IsUnspecified()) // a name is what rebinding sends
 }
 
 type checkResult struct {

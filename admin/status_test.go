@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +192,36 @@ func BenchmarkStatusSample(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(5 * time.Second)
 		s.sample(now)
+	}
+}
+
+// DNS rebinding: a page at attacker.example, its name re-pointed at
+// 127.0.0.1, makes the admin's browser ask the admin listener; the Host it
+// sends is the attacker's name, and the listener refuses it.
+func TestDNSRebindingRefused(t *testing.T) {
+	s := startAdmin(t, Options{Metrics: NewMetrics()})
+	port := s.Addr().(*net.TCPAddr).Port
+	for host, want := range map[string]int{
+		"attacker.example:" + strconv.Itoa(port): http.StatusMisdirectedRequest,
+		"attacker.example":                       http.StatusMisdirectedRequest,
+		"127.0.0.1.attacker.example":             http.StatusMisdirectedRequest,
+		"localhost.attacker.example":             http.StatusMisdirectedRequest,
+		"127.0.0.1:" + strconv.Itoa(port):        http.StatusOK,
+		"localhost:" + strconv.Itoa(port):        http.StatusOK,
+		"[::1]:" + strconv.Itoa(port):            http.StatusOK,
+		"127.0.0.2":                              http.StatusOK,
+	} {
+		for _, path := range []string{"/", "/status.json", "/metrics"} {
+			req, _ := http.NewRequest("GET", "http://"+s.Addr().String()+path, nil)
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("Host %q %s: %d, want %d", host, path, resp.StatusCode, want)
+			}
+		}
 	}
 }
