@@ -1,6 +1,8 @@
 // Package admin owns fedigate's operator surface on admin.listen: /healthz
-// (the process is up), /readyz (every part it depends on answers) and
-// /metrics (Prometheus). The metrics live in a Metrics value with its own
+// (the process is up), /readyz (every part it depends on answers),
+// /metrics (Prometheus) and / (the status page: the last hour of those
+// metrics, sampled into a ring in memory, the dependencies' states and the
+// last refusals). The metrics live in a Metrics value with its own
 // registry; the other packages report through their Observe hooks, which
 // cmd/fedigate points at the Metrics methods here. Nothing in this package
 // knows another package's insides.
@@ -34,6 +36,8 @@ type Metrics struct {
 	deliveries     *prometheus.CounterVec
 	refusedTop     *topN
 	cache          *cacheMetrics
+
+	refused refusals // the last refusals, for the status page
 }
 
 // NewMetrics registers every metric, plus Go runtime and process metrics.
@@ -45,7 +49,7 @@ func NewMetrics() *Metrics {
 	}, []string{"route", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "fedigate_request_duration_seconds", Help: "Time from request to the end of the response, by route class.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		Buckets: latencyBuckets,
 	}, []string{"route"})
 	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fedigate_backend_errors_total", Help: "Requests the backend did not answer (502) or answered too late (504), by route class.",
@@ -92,6 +96,10 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// latencyBuckets are the request latency histogram's bounds (seconds);
+// the status page reads its quantiles from them. Never written.
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
 // Request records one answered request.
 func (m *Metrics) Request(route string, status int, d time.Duration) {
 	code := strconv.Itoa(status)
@@ -106,6 +114,12 @@ func (m *Metrics) Request(route string, status int, d time.Duration) {
 // by on_store_error because the store failed.
 func (m *Metrics) RateLimit(rule, outcome string, storeErr bool) {
 	m.limitDecisions.WithLabelValues(rule, outcome).Inc()
+	switch outcome {
+	case "limited":
+		m.refused.add(429, rule)
+	case "store_error_denied":
+		m.refused.add(503, rule)
+	}
 	if storeErr {
 		m.storeErrors.Inc()
 	}
@@ -124,7 +138,12 @@ func (m *Metrics) WatchStoreBreaker(open func() bool) {
 }
 
 // Gate records a sign-up gate event.
-func (m *Metrics) Gate(event, reason string) { m.gateEvents.WithLabelValues(event, reason).Inc() }
+func (m *Metrics) Gate(event, reason string) {
+	m.gateEvents.WithLabelValues(event, reason).Inc()
+	if event == "refused" {
+		m.refused.add(403, "signup: "+reason)
+	}
+}
 
 // Surge records the surge lock-down turning on or off.
 func (m *Metrics) Surge(on bool) { m.surge.Set(b2f(on)) }

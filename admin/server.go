@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,12 @@ type Options struct {
 	Checks  []Check      // what /readyz probes; nil = ready whenever the process is up
 	// CheckTimeout bounds each probe; zero = 2s.
 	CheckTimeout time.Duration
+	// Certificates lists the served certificates for the status page;
+	// nil = the page shows none.
+	Certificates func() []Cert
+	// SampleEvery is how often the status page samples the metrics and
+	// probes the checks; the last hour of samples is kept. Zero = 5s.
+	SampleEvery time.Duration
 }
 
 // Server is the admin listener.
@@ -43,6 +50,7 @@ type Server struct {
 	done   chan struct{}
 	mu     sync.RWMutex
 	checks []Check
+	status *status
 }
 
 // SetChecks replaces what /readyz probes (after a reload).
@@ -70,6 +78,7 @@ func New(cfg configs.Admin, opts Options) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	s.routesStatus(mux)
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
@@ -93,9 +102,30 @@ func (s *Server) localOnly(next http.Handler) http.Handler {
 				http.Error(w, "admin endpoints answer loopback only (admin.allow_remote)", http.StatusForbidden)
 				return
 			}
+			if !loopbackHost(r.Host) {
+				// DNS rebinding: a web page whose name now resolves to
+				// 127.0.0.1 would read the status page from the admin's browser.
+				http.Error(w, "admin endpoints answer Host 127.0.0.1, [::1] or localhost only", http.StatusMisdirectedRequest)
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost: the Host header names this machine by an address (loopback
+// or unspecified) or "localhost", as a browser or scraper on the machine
+// (or through an SSH tunnel) sends it; DNS rebinding always sends a name.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" || strings.EqualFold(host, "localhost") { // "": the listen address had no host (":9180")
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && (a.Unmap().IsLoopback() || a.IsUnspecified()) // a name is what rebinding sends
 }
 
 type checkResult struct {
@@ -108,25 +138,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
 	checks := s.checks
 	s.mu.RUnlock()
-	results := make(map[string]checkResult, len(checks))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(r.Context(), s.opts.CheckTimeout)
-			defer cancel()
-			res := checkResult{OK: true}
-			if err := c.Probe(ctx); err != nil {
-				res = checkResult{Error: err.Error()}
-			}
-			mu.Lock()
-			results[c.Name] = res
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	results := s.probeAll(r.Context(), checks)
 	ready := true
 	for _, res := range results {
 		ready = ready && res.OK
@@ -142,6 +154,30 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}{ready, results})
 }
 
+// probeAll runs every check at once, each within CheckTimeout.
+func (s *Server) probeAll(parent context.Context, checks []Check) map[string]checkResult {
+	results := make(map[string]checkResult, len(checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(parent, s.opts.CheckTimeout)
+			defer cancel()
+			res := checkResult{OK: true}
+			if err := c.Probe(ctx); err != nil {
+				res = checkResult{Error: err.Error()}
+			}
+			mu.Lock()
+			results[c.Name] = res
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
 // Start binds admin.listen and serves in the background.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
@@ -149,6 +185,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.ln, s.done = ln, make(chan struct{})
+	s.startSampling()
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -168,5 +205,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	err := s.srv.Shutdown(ctx)
 	<-s.done
+	s.stopSampling()
 	return err
 }

@@ -69,6 +69,7 @@ type Source struct {
 	mu      sync.Mutex                      // serialises renew/reload
 	fileMod filesMods                       // files: cert and key mtimes last loaded
 	acme    *acmeSource                     // acme mode
+	tickets *ticketer                       // session ticket keys, rotated daily
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -104,7 +105,13 @@ func New(cfg configs.TLS, hosts []string, opts Options) (*Source, error) {
 	default:
 		err = fmt.Errorf("tls.mode %q: want %q, %q or %q", cfg.Mode, configs.TLSSelfSigned, configs.TLSFiles, configs.TLSACME)
 	}
+	if err == nil {
+		s.tickets, err = newTicketer(cfg.StateDir, s.now, s.log)
+	}
 	if err != nil {
+		if s.acme != nil {
+			s.acme.close()
+		}
 		return nil, err
 	}
 	go s.watch()
@@ -112,7 +119,8 @@ func New(cfg configs.TLS, hosts []string, opts Options) (*Source, error) {
 }
 
 // TLSConfig is the server side of TLS: 1.2 and up, AEAD suites with
-// forward secrecy only, and the current certificate on every handshake.
+// forward secrecy only, the current certificate on every handshake, and
+// session tickets under keys retired within a day (tickets.go).
 func (s *Source) TLSConfig() *tls.Config {
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -123,6 +131,7 @@ func (s *Source) TLSConfig() *tls.Config {
 		},
 		NextProtos: []string{"h2", "http/1.1"},
 	}
+	s.tickets.configure(c)
 	if s.acme != nil {
 		s.acme.configure(c)
 		return c

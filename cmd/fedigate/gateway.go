@@ -78,7 +78,8 @@ func buildGateway(cfg *configs.Config, log *slog.Logger, access *accesslog.Write
 	}
 	g.metrics.WatchStoreBreaker(g.limiter.StoreDown)
 	if cfg.Admin.Listen != "" {
-		if g.admin, err = admin.New(cfg.Admin, admin.Options{Logger: log, Metrics: g.metrics, Checks: g.readyChecks()}); err != nil {
+		if g.admin, err = admin.New(cfg.Admin, admin.Options{Logger: log, Metrics: g.metrics, Checks: g.readyChecks(),
+			Certificates: servedCerts(g.certs)}); err != nil {
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 	}

@@ -8,6 +8,9 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/fedigate/fedigate/admin"
+	"github.com/fedigate/fedigate/certs"
 )
 
 // watchCertExpiry keeps the certificate-expiry metric current (renewals
@@ -27,6 +30,20 @@ func (g *gateway) watchCertExpiry(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// servedCerts lists the served certificates for the status page ([tls]
+// is never reloaded, so src stays the one in use).
+func servedCerts(src *certs.Source) func() []admin.Cert {
+	return func() []admin.Cert {
+		var out []admin.Cert
+		for _, in := range src.Certificates() {
+			if len(in.Names) > 0 {
+				out = append(out, admin.Cert{Name: in.Names[0], NotAfter: in.NotAfter})
+			}
+		}
+		return out
 	}
 }
 
