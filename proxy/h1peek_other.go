@@ -1,10 +1,10 @@
-//go:build !linux
+//go:build !unix
 
 package proxy
 
 import "net"
 
-// idlePeek is the Linux look at an idle connection's socket; elsewhere a
+// idlePeek is the Unix look at an idle connection's socket; elsewhere a
 // pooled connection is judged by what its reader already buffered alone.
 type idlePeek struct{}
 

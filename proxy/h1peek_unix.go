@@ -1,3 +1,5 @@
+//go:build unix
+
 package proxy
 
 import (
@@ -7,7 +9,8 @@ import (
 
 // idlePeek looks, without blocking and without taking anything, whether a
 // pooled connection has bytes to read (or its end) waiting: one recv with
-// MSG_PEEK|MSG_DONTWAIT on the socket.
+// MSG_PEEK on the (non-blocking) socket, as the websocket proxy waits
+// (peekReady).
 type idlePeek struct {
 	raw  syscall.RawConn
 	fn   func(fd uintptr) bool // built once: no allocation per look
@@ -26,10 +29,7 @@ func (p *idlePeek) init(nc net.Conn) {
 	}
 	p.raw = raw
 	p.fn = func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), p.byte[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// n > 0: bytes; n == 0 with no error: the backend closed it;
-		// EAGAIN: nothing, as it should be; another error: broken
-		p.got = n > 0 || (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN && err != syscall.EINTR)
+		p.got = peekReady(fd, p.byte[:])
 		return true
 	}
 }
