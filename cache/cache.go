@@ -89,6 +89,10 @@ type Cache struct {
 	status  string     // Cache-Status header name, "" = none
 	ages    [][]string // Age values 0..len-1, shared
 	cs      statusValues
+	// missValues are the Cache-Status values of fetches built so far
+	// (missStatus); missMu serialises their writers.
+	missValues atomic.Pointer[map[missKey][]string]
+	missMu     sync.Mutex
 }
 
 // New validates cfg and builds the cache; with cfg.Dir set it opens (and
@@ -130,6 +134,7 @@ func New(cfg configs.Cache, opts Options) (*Cache, error) {
 		c.ages[i] = []string{strconv.Itoa(i)}
 	}
 	c.cs = newStatusValues()
+	c.missValues.Store(&map[missKey][]string{})
 	m, err := newMemoryStore(cfg.MaxMemory)
 	if err != nil {
 		return nil, err
@@ -222,6 +227,58 @@ func newStatusValues() statusValues {
 		bypass:    []string{"fedigate; fwd=bypass"},
 		method:    []string{"fedigate; fwd=method"},
 	}
+}
+
+// fwd is the Cache-Status "fwd" parameter of a fetch (RFC 9211 §2.2).
+type fwd uint8
+
+const (
+	fwdURIMiss fwd = iota
+	fwdVaryMiss
+	fwdStale
+)
+
+var fwdNames = [...]string{fwdURIMiss: "uri-miss", fwdVaryMiss: "vary-miss", fwdStale: "stale"}
+
+// missKey names one Cache-Status value of a fetch.
+type missKey struct {
+	fwd     fwd
+	status  int
+	stored  bool
+	refusal Refusal
+}
+
+// maxMissValues bounds the table of built values (statuses are few; a
+// backend inventing codes gets its values built each time).
+const maxMissValues = 512
+
+// missStatus is the Cache-Status value of a fetch, built once per kind
+// and shared (a copy-on-write table: reads take no lock and allocate
+// nothing).
+func (c *Cache) missStatus(f fwd, status int, stored bool, refusal Refusal) []string {
+	k := missKey{f, status, stored, refusal}
+	if v, ok := (*c.missValues.Load())[k]; ok {
+		return v
+	}
+	v := "fedigate; fwd=" + fwdNames[f] + "; fwd-status=" + strconv.Itoa(status)
+	if stored {
+		v += "; stored"
+	} else {
+		v += "; detail=" + string(refusal)
+	}
+	val := []string{v}
+	c.missMu.Lock()
+	defer c.missMu.Unlock()
+	old := *c.missValues.Load()
+	if len(old) < maxMissValues {
+		next := make(map[missKey][]string, len(old)+1)
+		for k, v := range old {
+			next[k] = v
+		}
+		next[k] = val
+		c.missValues.Store(&next)
+	}
+	return val
 }
 
 // tierOf picks the store for an object of size bytes at path; nil = none

@@ -3,6 +3,7 @@ package cache
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -123,5 +124,37 @@ func TestCoalescingWaitIsBounded(t *testing.T) {
 	}
 	if body != "fast" {
 		t.Fatalf("body %q, want the waiter's own fetch", body)
+	}
+}
+
+// TestReusedRecorderLeaksNothing: recorders (and their field maps) are
+// reused between fetches; one answer's fields must never reach another
+// client, and what a stored answer keeps must not change when the map is
+// reused.
+func TestReusedRecorderLeaksNothing(t *testing.T) {
+	rg := newRig(t, defaultCacheConfig(), func(n int, r *http.Request) (int, []string, string) {
+		switch r.URL.Path {
+		case "/secret":
+			return 200, []string{"Cache-Control: private", "X-Secret: " + strconv.Itoa(n)}, "secret"
+		case "/stored":
+			return 200, []string{"Cache-Control: max-age=60, public", "X-Stored: kept"}, "stored"
+		}
+		return 200, []string{"Cache-Control: no-store"}, "plain"
+	})
+	rg.do("GET", "/stored")
+	for i := 0; i < 50; i++ {
+		resp, _ := rg.do("GET", "/secret")
+		if resp.Header.Get("X-Secret") == "" {
+			t.Fatal("the backend's own field is missing")
+		}
+		resp, _ = rg.do("GET", "/plain")
+		if v := resp.Header.Get("X-Secret"); v != "" {
+			t.Fatalf("request %d: a previous answer's field leaked: X-Secret %q", i, v)
+		}
+	}
+	resp, body := rg.do("GET", "/stored")
+	if body != "stored" || resp.Header.Get("X-Stored") != "kept" || resp.Header.Get("X-Secret") != "" ||
+		!strings.HasPrefix(resp.Header.Get("Cache-Status"), "fedigate; hit") {
+		t.Fatalf("stored answer changed: %q %v", body, resp.Header)
 	}
 }

@@ -42,10 +42,12 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk lookup) {
 	if lk.entry != nil && len(lk.entry.Variants) > 0 {
 		vary = lk.entry.Variants[0].Vary
 	}
-	fk := string(appendSecondaryKey(append(append([]byte(nil), lk.key...), 0), vary, r.Header, c.cfg.NormalizeAccept))
+	fb := c.bufs.Get().(*[]byte)
+	defer c.bufs.Put(fb)
+	*fb = appendSecondaryKey(append(append((*fb)[:0], lk.key...), 0), vary, r.Header, c.cfg.NormalizeAccept)
 	now := lk.now
 	c.mu.Lock()
-	f := c.flights[fk]
+	f := c.flights[string(*fb)] // no copy of the key on a lookup
 	switch {
 	case f != nil && !f.pass.IsZero() && now.Before(f.pass):
 		c.mu.Unlock()
@@ -63,6 +65,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk lookup) {
 			}
 		}
 	}
+	fk := string(*fb)
 	f = &flight{done: make(chan struct{})}
 	c.flights[fk] = f
 	c.mu.Unlock()
@@ -130,19 +133,17 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, lk lookup, land 
 			out.Header["If-Modified-Since"] = lm
 		}
 	}
-	rec := &recorder{c: c, w: w, req: r, lk: lk, stale: stale, land: land, reqTime: c.now()}
-	if w != nil {
-		rec.h = make(http.Header, 16)
-	}
+	rec := newRecorder(c, w, r, lk, stale, land)
 	finished := false
 	defer func() {
 		if !finished {
-			rec.abandon() // the backend's answer was cut: nothing stored
+			rec.abandon() // the backend's answer was cut: nothing stored (and rec not reused)
 		}
 	}()
 	h.next.ServeHTTP(rec, out)
 	finished = true
 	res := rec.finish()
+	rec.release()
 	if w != nil {
 		c.report(r, res)
 	}

@@ -3,6 +3,7 @@ package cache
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -42,12 +43,28 @@ const (
 	recStaleError                 // an error, the stale answer is served instead: held back
 )
 
-func (rc *recorder) Header() http.Header {
-	if rc.h == nil {
-		rc.h = make(http.Header)
-	}
-	return rc.h
+// recorders are reused with their field maps: a miss that passes through
+// (most API traffic) allocates neither. What a stored Object keeps of a
+// recorder (the field values, the body) is never written again: newObject
+// copies the map, and a reused map is cleared, not its values.
+var recorders = sync.Pool{New: func() any { return &recorder{h: make(http.Header, 16)} }}
+
+func newRecorder(c *Cache, w http.ResponseWriter, r *http.Request, lk lookup, stale *Object, land func(*Object)) *recorder {
+	rc := recorders.Get().(*recorder)
+	h := rc.h
+	*rc = recorder{c: c, w: w, h: h, req: r, lk: lk, stale: stale, land: land, reqTime: c.now()}
+	return rc
 }
+
+// release hands rc back for reuse once the fetch is over.
+func (rc *recorder) release() {
+	h := rc.h
+	clear(h)
+	*rc = recorder{h: h}
+	recorders.Put(rc)
+}
+
+func (rc *recorder) Header() http.Header { return rc.h }
 
 func (rc *recorder) tell(o *Object) {
 	if rc.land != nil && !rc.landed {
@@ -96,23 +113,19 @@ func (rc *recorder) WriteHeader(code int) {
 	for k, v := range rc.h {
 		dst[k] = v
 	}
-	c.setStatus(dst, []string{rc.statusValue()})
+	c.setStatus(dst, rc.statusValue())
 	rc.w.WriteHeader(code)
 }
 
-func (rc *recorder) statusValue() string {
-	fwd := "uri-miss"
+func (rc *recorder) statusValue() []string {
+	fwd := fwdURIMiss
 	switch {
 	case rc.stale != nil:
-		fwd = "stale"
+		fwd = fwdStale
 	case rc.lk.entry != nil:
-		fwd = "vary-miss"
+		fwd = fwdVaryMiss
 	}
-	v := "fedigate; fwd=" + fwd + "; fwd-status=" + strconv.Itoa(rc.status)
-	if rc.mode == recStore {
-		return v + "; stored"
-	}
-	return v + "; detail=" + string(rc.refusal)
+	return rc.c.missStatus(fwd, rc.status, rc.mode == recStore, rc.refusal)
 }
 
 func (rc *recorder) Write(b []byte) (int, error) {

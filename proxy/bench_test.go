@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/fedigate/fedigate/cache"
 )
 
 func BenchmarkClientAddr(b *testing.B) {
@@ -48,6 +50,16 @@ func BenchmarkHandlerProxySmallJSON(b *testing.B) {
 	b.Run("lean/GET", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard}, http.MethodGet) })
 	b.Run("reverseproxy/GET", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard, noLean: true}, http.MethodGet) })
 	b.Run("reverseproxy/POST", func(b *testing.B) { benchHandler(b, be, Options{Logger: discard}, http.MethodPost) })
+	// The answer is not storable (no Cache-Control, no validator): the
+	// cache's cost on traffic it only passes through, as the API's is.
+	b.Run("lean+cache/GET", func(b *testing.B) {
+		c, err := cache.New(testConfig(b, be.URL, "").Cache, cache.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close() })
+		benchHandler(b, be, Options{Logger: discard, WebCache: c.Handler}, http.MethodGet)
+	})
 }
 
 func smallJSONBackend(b *testing.B) *httptest.Server {
