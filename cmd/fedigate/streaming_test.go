@@ -109,12 +109,12 @@ func TestWebsocketsSurviveSIGHUPAndGetGoingAwayOnSIGTERM(t *testing.T) {
 }
 
 // maxIdleWebsocketKiB bounds the gateway's RSS growth per idle proxied
-// websocket over TLS. Issue 15 aims at 20 KiB; the measured floor of
-// this design is about 26 KiB at 2,000 websockets (two parked goroutines
-// of 4 KiB stack each, crypto/tls's per-connection state, and the Go
-// heap's growth to its GC goal), nginx about 42 and Caddy about 105
-// (bench/ws-idle). The test holds the line the design reaches.
-const maxIdleWebsocketKiB = 32
+// websocket over TLS: issue 15's 20 KiB. An idle websocket holds no
+// goroutine (proxy/wsturn.go); what is left is crypto/tls's state (its
+// record buffers and AES-GCM keys), two sockets, and the Go heap's growth
+// towards its GC goal: about 16.5 KiB at 2,000 websockets, nginx about 42
+// and Caddy about 101 (bench/ws-idle).
+const maxIdleWebsocketKiB = 20
 
 // TestIdleWebsocketMemoryBound opens 300 idle websockets through a
 // gateway built without the race detector (which multiplies memory) and
