@@ -21,7 +21,10 @@ type filter struct {
 // filters are the compiled rules, in the config's order: the first that
 // matches decides.
 type filters struct {
-	list []filter
+	list    []filter
+	needles needles // every rule's substrings, for the exact pre-checks
+	reRules uint64  // the rules with an RE2 pattern (which the pre-checks do not cover)
+	quick   bool    // every rule has substrings and no RE2 pattern: a body that cannot hold one passes unparsed
 }
 
 func compileFilters(cfg []configs.Filter) (*filters, error) {
@@ -50,8 +53,16 @@ func compileFilters(cfg []configs.Filter) (*filters, error) {
 				return nil, fmt.Errorf("filter[%d] %q: an empty substring", i, c.Name)
 			}
 			r.subs = append(r.subs, strings.ToLower(m))
+			f.needles.add(strings.ToLower(m))
+		}
+		if len(r.res) > 0 {
+			f.reRules |= 1 << i
 		}
 		f.list = append(f.list, r)
+	}
+	f.quick = f.reRules == 0
+	for i := range f.list {
+		f.quick = f.quick && len(f.list[i].subs) > 0
 	}
 	return f, nil
 }
@@ -136,8 +147,24 @@ type filterVerdict struct {
 
 // apply runs the filters on body; tmp is scratch for unescaped strings
 // (returned for reuse).
+//
+// When every rule needs a substring, a body that holds none of them even
+// once unescaped (needles.mayContain) and too few brackets to be too deep
+// passes without being parsed: the full path could only pass it too
+// (notJSON is then false, whatever the body).
 func (f *filters) apply(body []byte, tmp []byte) (filterVerdict, []byte) {
-	s := jscan{b: body, tmp: tmp, f: f}
+	if f.quick && nestsAtMost(body, maxDepth) && !f.needles.mayContain(body) {
+		return filterVerdict{rule: -1}, tmp
+	}
+	return f.parse(body, tmp, true)
+}
+
+// parse runs the filters on body through the scanner; with prechecks, an
+// escaped string is unescaped only when needles.mayContain says it may
+// hold a substring or an RE2 rule is still to be tested on it (see
+// jscan.text). Tests compare it with and without them.
+func (f *filters) parse(body []byte, tmp []byte, prechecks bool) (filterVerdict, []byte) {
+	s := jscan{b: body, tmp: tmp, f: f, prechecks: prechecks}
 	s.activity()
 	v := filterVerdict{rule: -1, notJSON: s.bad && !s.tooDeep, tooDeep: s.tooDeep}
 	if s.bad {

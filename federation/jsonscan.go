@@ -1,11 +1,5 @@
 package federation
 
-import (
-	"bytes"
-	"unicode/utf16"
-	"unicode/utf8"
-)
-
 // maxDepth bounds the nesting of a delivered activity (no real one nests
 // beyond ten). A deeper body is refused: skipping it would leave its
 // content unread by the filters, and the backend's parser may still read
@@ -27,6 +21,8 @@ type jscan struct {
 	tooDeep bool
 	tmp     []byte // unescaped strings; reused
 	f       *filters
+
+	prechecks bool // a text is unescaped only when needles.mayContain says it may match
 
 	seen     [2]uint64 // per scope: the rules whose patterns matched
 	mentions [2]int    // per scope: Mention tags
@@ -148,7 +144,7 @@ func (s *jscan) skip() bool {
 	case c == '[':
 		return s.array(s.skip)
 	case c == '"':
-		_, ok := s.strRaw()
+		_, _, ok := s.strRaw()
 		return ok
 	case c == 't':
 		return s.literal("true")
@@ -203,118 +199,6 @@ func (s *jscan) number() bool {
 		}
 	}
 	return true
-}
-
-// strRaw consumes a string and returns whether it has escapes. Control
-// characters inside are let through (RFC 8259 forbids them; accepting
-// more than the backend is the safe side for a filter).
-func (s *jscan) strRaw() (esc bool, ok bool) {
-	s.i++ // '"'
-	for {
-		rest := s.b[s.i:]
-		q := bytes.IndexByte(rest, '"')
-		if q < 0 {
-			return false, s.fail()
-		}
-		bs := bytes.IndexByte(rest[:q], '\\')
-		if bs < 0 {
-			s.i += q + 1
-			return esc, true
-		}
-		esc = true
-		s.i += bs + 2 // the backslash and the character it escapes
-		if s.i > len(s.b) {
-			return false, s.fail()
-		}
-	}
-}
-
-// str consumes a string and returns it unescaped (a slice of the body
-// when it has no escapes, else of s.tmp, valid until the next str).
-func (s *jscan) str() ([]byte, bool) {
-	start := s.i + 1
-	esc, ok := s.strRaw()
-	if !ok {
-		return nil, false
-	}
-	raw := s.b[start : s.i-1]
-	if !esc {
-		return raw, true
-	}
-	out := s.tmp[:0]
-	for j := 0; j < len(raw); j++ {
-		if raw[j] != '\\' {
-			k := bytes.IndexByte(raw[j:], '\\') // copy the run up to the next escape
-			if k < 0 {
-				k = len(raw) - j
-			}
-			out = append(out, raw[j:j+k]...)
-			j += k - 1
-			continue
-		}
-		j++
-		if j >= len(raw) {
-			return nil, s.fail()
-		}
-		switch raw[j] {
-		case '"', '\\', '/':
-			out = append(out, raw[j])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, n := hex4(raw[j+1:])
-			if n == 0 {
-				return nil, s.fail()
-			}
-			j += n
-			if utf16.IsSurrogate(r) {
-				r2, n2 := rune(-1), 0
-				if j+2 < len(raw) && raw[j+1] == '\\' && raw[j+2] == 'u' {
-					r2, n2 = hex4(raw[j+3:])
-				}
-				if d := utf16.DecodeRune(r, r2); n2 > 0 && d != utf8.RuneError {
-					r = d
-					j += 2 + n2
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return nil, s.fail()
-		}
-	}
-	s.tmp = out
-	return out, true
-}
-
-// hex4 reads four hex digits: the rune and 4, or 0 when they are not.
-func hex4(b []byte) (rune, int) {
-	if len(b) < 4 {
-		return 0, 0
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case isDigit(c):
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, 0
-		}
-	}
-	return r, 4
 }
 
 // field reads the value of member k in scope sc.
@@ -377,13 +261,25 @@ func (s *jscan) types() bool {
 	return one()
 }
 
-// text reads a string the filters test.
+// text reads a string the filters test. With prechecks, an escaped one
+// is unescaped only when an RE2 rule is still to be tested in its scope
+// or needles.mayContain says a substring may be in it (or an escape is
+// malformed, which unescaping then reports).
 func (s *jscan) text(sc int) bool {
-	v, ok := s.str()
-	if ok {
-		s.seen[sc] |= s.f.test(v, s.seen[sc])
+	v, esc, ok := s.strRaw()
+	if !ok {
+		return false
 	}
-	return ok
+	if esc {
+		if s.prechecks && ^s.seen[sc]&s.f.reRules == 0 && !s.f.needles.mayContain(v) {
+			return true
+		}
+		if v, ok = s.unescape(v); !ok {
+			return false
+		}
+	}
+	s.seen[sc] |= s.f.test(v, s.seen[sc])
+	return true
 }
 
 // links reads attachments: strings (URLs), lists, and objects whose url
