@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -19,14 +20,16 @@ import (
 // The socket's descriptor is used only inside RawConn.Control, so it
 // cannot be closed and reused meanwhile.
 type wsPoller struct {
-	fd   int
-	mu   sync.Mutex
-	last uint64
-	regs map[uint64]*turns
+	fd     int
+	mu     sync.Mutex
+	last   uint64
+	regs   map[uint64]*turns
+	failed atomic.Bool // epoll_wait failed for good: directions wait in goroutines
 }
 
 // pollReg is a direction's registration; the zero value is none.
 type pollReg struct {
+	p     *wsPoller // the poller id is of
 	id    uint64
 	added bool  // in the epoll set (EPOLL_CTL_MOD re-arms it)
 	err   error // of the last epoll_ctl, inside Control
@@ -34,20 +37,29 @@ type pollReg struct {
 
 var (
 	pollOnce sync.Once
-	poller   *wsPoller // nil: no epoll; directions wait in goroutines
+	poller   atomic.Pointer[wsPoller] // nil: no epoll; directions wait in goroutines
 )
 
 func sharedPoller() *wsPoller {
 	pollOnce.Do(func() {
-		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-		if err != nil {
-			slog.Warn("websockets: no epoll, idle websockets wait in goroutines", "err", err)
-			return
+		if p := newPoller(); p != nil {
+			poller.Store(p)
 		}
-		poller = &wsPoller{fd: fd, regs: map[uint64]*turns{}}
-		go poller.serve()
 	})
-	return poller
+	return poller.Load()
+}
+
+// newPoller opens an epoll instance and starts its goroutine; nil when
+// there is none to be had.
+func newPoller() *wsPoller {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		slog.Warn("websockets: no epoll, idle websockets wait in goroutines", "err", err)
+		return nil
+	}
+	p := &wsPoller{fd: fd, regs: map[uint64]*turns{}}
+	go p.serve()
+	return p
 }
 
 const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
@@ -57,8 +69,11 @@ const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
 // caller waits otherwise.
 func pollArm(r *pollReg, t *turns) bool {
 	p := sharedPoller()
-	if p == nil {
+	if p == nil || p.failed.Load() {
 		return false
+	}
+	if r.p != p {
+		*r = pollReg{p: p}
 	}
 	if r.id == 0 {
 		p.mu.Lock()
@@ -82,18 +97,21 @@ func pollArm(r *pollReg, t *turns) bool {
 		return false
 	}
 	r.added = true
-	return true
+	// The poller may have failed since the check above: then this wait
+	// is either seen here or kicked by fail (r is in regs already).
+	return !p.failed.Load()
 }
 
 // pollForget drops the registration of a direction that has ended (its
 // socket is closed: the kernel has taken it out of the epoll set).
 func pollForget(r *pollReg) {
-	if r.id == 0 || poller == nil {
+	p := r.p
+	if r.id == 0 || p == nil {
 		return
 	}
-	poller.mu.Lock()
-	delete(poller.regs, r.id)
-	poller.mu.Unlock()
+	p.mu.Lock()
+	delete(p.regs, r.id)
+	p.mu.Unlock()
 }
 
 func (p *wsPoller) serve() {
@@ -104,8 +122,11 @@ func (p *wsPoller) serve() {
 			if errors.Is(err, syscall.EINTR) {
 				continue
 			}
-			slog.Error("websockets: epoll_wait failed", "err", err)
+			p.fail(err)
 			return
+		}
+		if p.failed.Load() {
+			return // fail has woken every direction; none waits on p now
 		}
 		p.mu.Lock()
 		for _, ev := range events[:n] {
@@ -115,4 +136,18 @@ func (p *wsPoller) serve() {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// fail ends the poller for good: every registered direction is kicked
+// once (a turn with nothing to read is cheap), and its next wait, like
+// every later one, parks a goroutine instead. No websocket is left
+// waiting on an epoll nobody reads.
+func (p *wsPoller) fail(err error) {
+	slog.Error("websockets: epoll_wait failed; idle websockets now wait in goroutines", "err", err)
+	p.failed.Store(true)
+	p.mu.Lock()
+	for _, t := range p.regs {
+		t.kick()
+	}
+	p.mu.Unlock()
 }
