@@ -260,7 +260,7 @@ func (g *gateway) start() error {
 			return fmt.Errorf("admin.listen: %w", err)
 		}
 	}
-	go g.watchCertExpiry(g.stopCerts)
+	go watchCertExpiry(g.certs, g.metrics, g.stopCerts)
 	return nil
 }
 

@@ -14,9 +14,10 @@ import (
 )
 
 // watchCertExpiry keeps the certificate-expiry metric current (renewals
-// and reloads change it) until stop is closed.
-func (g *gateway) watchCertExpiry(stop <-chan struct{}) {
-	src, m := g.certs, g.metrics
+// and reloads change it) until stop is closed. It is given the source
+// and the metrics, not the gateway: a reload rewrites the gateway's
+// fields while this runs.
+func watchCertExpiry(src *certs.Source, m *admin.Metrics, stop <-chan struct{}) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
