@@ -96,31 +96,50 @@ func (f *filters) test(v []byte, done uint64) uint64 {
 }
 
 // containsFold reports whether h contains sub (lower case) without
-// regard to ASCII case. Candidates are found with bytes.IndexByte.
+// regard to ASCII case. Candidates are found with bytes.IndexByte, for
+// each case of the first byte; where the other case is next is kept, so
+// each case's search goes over the text once.
 func containsFold(h []byte, sub string) bool {
 	if len(sub) == 0 {
 		return true
+	}
+	if len(sub) > len(h) {
+		return false
 	}
 	first, upper := sub[0], sub[0]
 	if 'a' <= first && first <= 'z' {
 		upper = first - 'a' + 'A'
 	}
-	for i := 0; i+len(sub) <= len(h); i++ {
-		j := bytes.IndexByte(h[i:len(h)-len(sub)+1], first)
-		if upper != first {
-			if k := bytes.IndexByte(h[i:len(h)-len(sub)+1], upper); k >= 0 && (j < 0 || k < j) {
-				j = k
-			}
+	end := len(h) - len(sub) + 1 // candidates start before end
+	nextLow, nextUp := -1, -1    // next candidate of each case (-1: not looked for yet)
+	if upper == first {
+		nextUp = end // one case only
+	}
+	for i := 0; i < end; {
+		if nextLow < i {
+			nextLow = indexFrom(h[:end], i, first)
 		}
-		if j < 0 {
+		if nextUp < i {
+			nextUp = indexFrom(h[:end], i, upper)
+		}
+		i = min(nextLow, nextUp)
+		if i >= end {
 			return false
 		}
-		i += j
 		if equalFoldLower(h[i+1:i+len(sub)], sub[1:]) {
 			return true
 		}
+		i++
 	}
 	return false
+}
+
+// indexFrom is the index of c in h at or after i, or len(h).
+func indexFrom(h []byte, i int, c byte) int {
+	if j := bytes.IndexByte(h[i:], c); j >= 0 {
+		return i + j
+	}
+	return len(h)
 }
 
 // equalFoldLower reports whether b equals lower (lower case) without

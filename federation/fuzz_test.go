@@ -136,3 +136,30 @@ func FuzzFilterMatcher(f *testing.F) {
 		}
 	})
 }
+
+// FuzzContainsFold: the filters' substring search finds what a search
+// of the text folded to lower case finds (ASCII case only, as filters
+// fold).
+func FuzzContainsFold(f *testing.F) {
+	for _, s := range [][2]string{
+		{"Join us at DISCORD.GG/abc", "discord.gg/"}, {"dddddiscord", "discord"}, {"dDdD", "dd"},
+		{"", "a"}, {"a", ""}, {"ab", "abc"}, {"xx\u00c9", "\u00e9"}, {"1234", "34"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	lower := func(s string) string {
+		b := []byte(s)
+		for i, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				b[i] = c - 'A' + 'a'
+			}
+		}
+		return string(b)
+	}
+	f.Fuzz(func(t *testing.T, h, sub string) {
+		sub = lower(sub)
+		if got, want := containsFold([]byte(h), sub), strings.Contains(lower(h), sub); got != want {
+			t.Fatalf("containsFold(%q, %q) = %v, want %v", h, sub, got, want)
+		}
+	})
+}

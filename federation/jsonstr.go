@@ -105,18 +105,26 @@ func hex4(b []byte) (rune, int) {
 	if len(b) < 4 {
 		return 0, 0
 	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
+	a, c, d, e := hexValue[b[0]], hexValue[b[1]], hexValue[b[2]], hexValue[b[3]]
+	if (a|c|d|e)&0x10 != 0 {
+		return 0, 0
+	}
+	return rune(a)<<12 | rune(c)<<8 | rune(d)<<4 | rune(e), 4
+}
+
+// hexValue is each byte's value as a hex digit, or 0x10 when it is not one.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		switch c := byte(i); {
 		case isDigit(c):
-			r = r<<4 | rune(c-'0')
+			t[i] = c - '0'
 		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
+			t[i] = c - 'a' + 10
 		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
+			t[i] = c - 'A' + 10
 		default:
-			return 0, 0
+			t[i] = 0x10
 		}
 	}
-	return r, 4
-}
+	return t
+}()

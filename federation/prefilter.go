@@ -55,11 +55,11 @@ func (n *needles) mayContain(raw []byte) bool {
 		}
 	}
 	for i := 0; ; {
-		j := bytes.IndexByte(raw[i:], '\\')
+		j := nextBackslash(raw, i)
 		if j < 0 {
 			return false
 		}
-		i += j + 1
+		i = j + 1
 		if i >= len(raw) {
 			return true
 		}
@@ -86,6 +86,22 @@ func (n *needles) mayContain(raw []byte) bool {
 		}
 		i += 1 + k
 	}
+}
+
+// nextBackslash is the index of the first backslash in raw at or after
+// i, or -1. Escapes come in clusters (the quotes of an HTML attribute,
+// \u003c and \u003e around a tag): the next few bytes are looked at
+// before bytes.IndexByte is called.
+func nextBackslash(raw []byte, i int) int {
+	for end := min(i+16, len(raw)); i < end; i++ {
+		if raw[i] == '\\' {
+			return i
+		}
+	}
+	if j := bytes.IndexByte(raw[i:], '\\'); j >= 0 {
+		return i + j
+	}
+	return -1
 }
 
 // nestsAtMost reports whether body cannot nest deeper than depth: it
