@@ -10,6 +10,7 @@ package admin
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,24 @@ type Metrics struct {
 	cache          *cacheMetrics
 
 	refused refusals // the last refusals, for the status page
+
+	// reqSeries holds, per route and status, the series Request adds to
+	// (requestSeries): looking them up in the vectors hashes the labels
+	// on every request.
+	reqSeries sync.Map // requestKey -> *requestSeries
+}
+
+type requestKey struct {
+	route  string
+	status int
+}
+
+// requestSeries is one route and status's series: the request count, the
+// route's latency and, for 502 and 504, the backend errors.
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+	errors  prometheus.Counter // nil unless 502 or 504
 }
 
 // NewMetrics registers every metric, plus Go runtime and process metrics.
@@ -102,11 +121,21 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 
 // Request records one answered request.
 func (m *Metrics) Request(route string, status int, d time.Duration) {
-	code := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, code).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
-	if status == 502 || status == 504 {
-		m.upstreamErrors.WithLabelValues(route, code).Inc()
+	k := requestKey{route, status}
+	v, ok := m.reqSeries.Load(k)
+	if !ok {
+		code := strconv.Itoa(status)
+		rs := &requestSeries{count: m.requests.WithLabelValues(route, code), latency: m.latency.WithLabelValues(route)}
+		if status == 502 || status == 504 {
+			rs.errors = m.upstreamErrors.WithLabelValues(route, code)
+		}
+		v, _ = m.reqSeries.LoadOrStore(k, rs)
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.latency.Observe(d.Seconds())
+	if rs.errors != nil {
+		rs.errors.Inc()
 	}
 }
 

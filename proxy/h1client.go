@@ -50,7 +50,17 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
-	peek   idlePeek // bytes the backend sent while the connection was idle
+	peek   idlePeek  // bytes the backend sent while the connection was idle
+	rdl    time.Time // the read deadline set on nc (zero: none)
+}
+
+// setReadDeadline sets nc's read deadline to t (zero: none), unless it is
+// set to t already.
+func (pc *h1Conn) setReadDeadline(t time.Time) {
+	if !t.Equal(pc.rdl) {
+		pc.rdl = t
+		_ = pc.nc.SetReadDeadline(t)
+	}
 }
 
 // limitReader reads from a connection; while left is positive it is a
@@ -190,7 +200,10 @@ func (c *h1Client) exchange(ctx context.Context, w http.ResponseWriter, pc *h1Co
 			stop = context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
 		}
 		resp, err = http.ReadResponse(pc.br, r)
-		stop()
+		if slow {
+			stop()
+			pc.rdl = aLongTimeAgo // may have been set by the watch: set anew below
+		}
 		if err != nil {
 			if errors.Is(err, errBackendHeaderTooLarge) {
 				err = errBackendHeaderTooLarge
@@ -206,28 +219,38 @@ func (c *h1Client) exchange(ctx context.Context, w http.ResponseWriter, pc *h1Co
 		c.c.relayInformational(w, r, resp.StatusCode, resp.Header)
 	}
 	pc.lr.left = -1
-	_ = pc.nc.SetReadDeadline(time.Time{})
+	if pc.rdl.Equal(aLongTimeAgo) {
+		pc.setReadDeadline(time.Time{})
+	}
+	// Otherwise the last slice's deadline stays: the next exchange on the
+	// connection can take it as it is, and a body still to come clears
+	// it (relay).
 	return resp, true, nil
 }
 
 // awaitAnswer waits until a response header is buffered (or its first
 // byte came and the rest may take until the response timeout: slow), in
-// slices of pollSlice so that a client that left is noticed.
+// slices of pollSlice so that a client that left is noticed. A deadline
+// already set that ends in the second half of the slice serves as it is
+// (setting one costs as much as a small request's parsing).
 func (c *h1Client) awaitAnswer(ctx context.Context, pc *h1Conn, start time.Time) (slow bool, err error) {
 	var end time.Time // zero: no response timeout
 	if c.timeout > 0 {
 		end = start.Add(c.timeout)
 	}
 	for {
-		next := time.Now().Add(pollSlice)
+		now := time.Now()
+		next := now.Add(pollSlice)
 		if !end.IsZero() && end.Before(next) {
 			next = end
 		}
-		_ = pc.nc.SetReadDeadline(next)
+		if pc.rdl.IsZero() || pc.rdl.After(next) || pc.rdl.Before(now.Add(pollSlice/2)) {
+			pc.setReadDeadline(next)
+		}
 		_, err := pc.br.Peek(1)
 		if err == nil {
 			if !headerBuffered(pc.br) {
-				_ = pc.nc.SetReadDeadline(end)
+				pc.setReadDeadline(end)
 				return true, nil
 			}
 			return false, nil

@@ -55,6 +55,9 @@ func (c *h1Client) get() *h1Conn {
 		// Bytes nobody asked for (a stray answer, or the backend closing)
 		// arrived while it was idle: the connection is out of step with
 		// its requests and is never reused, as http.Transport refuses it.
+		if pc != nil && !pc.rdl.IsZero() && !time.Now().Before(pc.rdl) {
+			pc.setReadDeadline(time.Time{}) // past: the look below would fail on it
+		}
 		if pc == nil || (pc.br.Buffered() == 0 && !pc.peek.readable()) {
 			return pc
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/fedigate/fedigate/internal/copybuf"
 )
@@ -18,6 +19,7 @@ import (
 func (c *h1Client) relay(w http.ResponseWriter, r *http.Request, pc *h1Conn, resp *http.Response) {
 	stop := noWatch
 	if !bodyBuffered(resp, pc.br) {
+		pc.setReadDeadline(time.Time{}) // a body may take its time; the client leaving ends it
 		conn := pc.nc
 		stop = context.AfterFunc(r.Context(), func() { _ = conn.SetDeadline(aLongTimeAgo) })
 	}

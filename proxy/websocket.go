@@ -169,6 +169,9 @@ func (s *streamRoute) serveWebsocket(w http.ResponseWriter, r *http.Request, sl 
 		return
 	}
 	resp, _, err := s.h1.exchange(ctx, w, pc, r, size)
+	if err == nil {
+		pc.setReadDeadline(time.Time{}) // a websocket may idle for hours
+	}
 	s.writers.Put(resetWriter(pc.bw))
 	pc.bw = nil
 	if err != nil {
