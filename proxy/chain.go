@@ -34,7 +34,7 @@ type chain struct {
 	observe   func(route string, status int, d time.Duration)
 	tls       *tls.Config
 	hosts     map[string]struct{} // lower-case names; nil = any
-	hsts      string
+	hsts      []string            // the HSTS value, or nil; one slice for every answer (len = cap, so an append copies it)
 	maxBody   int64
 	maxHeader int64         // server.max_header_bytes: over it 431, answered by the edge
 	bodyIdle  time.Duration // Options.BodyIdleTimeout
@@ -91,7 +91,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 		errorLog:  httplog.ErrorLog(log, "edge"),
 		access:    opts.AccessLog,
 		observe:   opts.Observe,
-		hsts:      cfg.Server.HSTS,
+		hsts:      oneValue(cfg.Server.HSTS),
 		maxBody:   cfg.Server.MaxRequestBody,
 		maxHeader: cfg.Server.MaxHeaderBytes,
 		bodyIdle:  cmp.Or(opts.BodyIdleTimeout, defaultBodyIdleTimeout),
@@ -202,8 +202,8 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(&st.ctx)
 	st.facts.Reset(r)
 	h := st.Header()
-	if c.hsts != "" {
-		h["Strict-Transport-Security"] = []string{c.hsts}
+	if c.hsts != nil {
+		h["Strict-Transport-Security"] = c.hsts
 	}
 	if !c.hostAllowed(r.Host) {
 		c.edgeError(st, r, http.StatusMisdirectedRequest, "misdirected request: unknown host")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -314,12 +315,21 @@ func (c *h1Client) writeRequest(bw *bufio.Writer, r *http.Request) {
 		bw.WriteString(up)
 		bw.WriteString("\r\n")
 	}
-	client := ClientAddr(r).String()
+	client := ClientAddr(r)
 	bw.WriteString(hdrForwardedFor + ": ")
-	bw.WriteString(client)
+	writeAddr(bw, client)
 	bw.WriteString("\r\n" + hdrRealIP + ": ")
-	bw.WriteString(client)
+	writeAddr(bw, client)
 	bw.WriteString("\r\n" + hdrForwardedProto + ": https\r\n\r\n")
+}
+
+// writeAddr writes a as a.String() would, without building the string.
+func writeAddr(bw *bufio.Writer, a netip.Addr) {
+	if !a.IsValid() {
+		bw.WriteString(a.String())
+		return
+	}
+	bw.Write(a.AppendTo(bw.AvailableBuffer()))
 }
 
 // checkHeaders refuses what http.Transport refuses to send: an invalid

@@ -124,11 +124,21 @@ func (c *chain) cleanResponseHeader(h http.Header) {
 	c.cleanUpgradeResponseHeader(h)
 }
 
+// oneValue is a header value to share between answers: nil for "", else
+// a slice whose capacity is its length, so that Header.Add and the edge's
+// own appends copy it, never write into it.
+func oneValue(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
+}
+
 // cleanUpgradeResponseHeader drops from a backend's 101 what the edge
 // owns; its Connection and Upgrade are the upgrade's own.
 func (c *chain) cleanUpgradeResponseHeader(h http.Header) {
 	delete(h, "Alt-Svc")
-	if c.hsts != "" {
+	if c.hsts != nil {
 		delete(h, "Strict-Transport-Security")
 	}
 }
