@@ -90,7 +90,9 @@ type Options struct {
 	// puts it there); nil = no request does (cmd passes proxy.IsStreaming).
 	Streaming func(*http.Request) bool
 	// Observe is called once per decision: for each rule that counted a
-	// request (or Allow call); nil = none.
+	// request (or Allow call), and for each rule that refused one (a
+	// request another rule refused is not observed for the rules it
+	// matched: none counted it); nil = none.
 	Observe func(Decision)
 	// MaxKeys is the most clients the memory store tracks per rule;
 	// 0 = 10000.

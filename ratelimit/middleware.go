@@ -68,6 +68,9 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		}
 		if l.opts.Observe != nil {
 			for j, i := range idx {
+				if err == nil && !allowed && !refusedBy(out[j]) {
+					continue // refused by another rule: not counted by this one
+				}
 				l.opts.Observe(Decision{Rule: l.rules[i].name, Client: counted, Result: out[j], Err: err})
 			}
 		}
@@ -105,6 +108,11 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		_, _ = w.Write([]byte(bodyTooMany))
 	})
 }
+
+// refusedBy reports whether a rule's result of a refused request is its
+// own refusal (the client at its limit), not another rule's: a request
+// is counted by all the rules it matches or by none.
+func refusedBy(res Result) bool { return res.Remaining <= 0 }
 
 // Canonical header keys, so setting them needs no canonicalisation.
 const (
