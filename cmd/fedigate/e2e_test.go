@@ -94,6 +94,9 @@ limit = 2
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	if n := strings.Count(metrics, `fedigate_ratelimit_decisions_total{outcome="limited"`); n != 1 {
+		t.Errorf("%d rules counted as limiting, want 1 (the one that refused)", n)
+	}
 	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"backend_web":{"ok":true}`) {
 		t.Errorf("readyz: %d %s", code, body)
 	}
