@@ -74,8 +74,12 @@ func (rc *recorder) tell(o *Object) {
 }
 
 func (rc *recorder) WriteHeader(code int) {
-	if rc.status != 0 || code < 200 {
-		return // informational answers are not relayed
+	if code < 200 {
+		rc.informational(code)
+		return
+	}
+	if rc.status != 0 {
+		return
 	}
 	c := rc.c
 	rc.status, rc.resp = code, c.now()
@@ -115,6 +119,22 @@ func (rc *recorder) WriteHeader(code int) {
 	}
 	c.setStatus(dst, rc.statusValue())
 	rc.w.WriteHeader(code)
+}
+
+// informational passes a 1xx answer (103 Early Hints) on to the client
+// as the backend paths do without a cache: its fields are sent with it
+// and cleared after it; the caller clears the recorder's own. Nothing of
+// it is stored, and a background refresh or a coalesced waiter gets none.
+func (rc *recorder) informational(code int) {
+	if rc.status != 0 || rc.w == nil || code == http.StatusSwitchingProtocols { // upgrades bypass the cache
+		return
+	}
+	dst := rc.w.Header()
+	for k, v := range rc.h {
+		dst[k] = append(dst[k], v...)
+	}
+	rc.w.WriteHeader(code)
+	clear(dst)
 }
 
 func (rc *recorder) statusValue() []string {

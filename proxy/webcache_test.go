@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"compress/gzip"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,6 +214,50 @@ func TestWebCacheHeaderBoundNotStored(t *testing.T) {
 		resp, _ := getWith(t, te.client(false), te.base+"/p")
 		if resp.StatusCode != http.StatusBadGateway || fetches.Load() != int64(i) {
 			t.Fatalf("request %d: status %d, %d fetches", i, resp.StatusCode, fetches.Load())
+		}
+	}
+}
+
+// A 103 Early Hints reaches the client through the cache too, on both
+// backend paths, and the final answer still carries the edge's HSTS once
+// (the cache's recorder relays 1xx answers as the paths do without it).
+func TestWebCacheRelays103AndKeepsHSTS(t *testing.T) {
+	be := policyBackend(t)
+	for _, noLean := range []bool{false, true} {
+		cfg := testConfig(t, be.URL, "")
+		c, err := cache.New(cfg.Cache, cache.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		te := startEdge(t, cfg, Options{WebCache: c.Handler, noLean: noLean})
+		var hints []string
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				if code == http.StatusEarlyHints {
+					hints = append(hints, h.Get("Link"))
+				}
+				return nil
+			},
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, te.base+"/users/a", nil)
+		resp, err := te.client(false).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if len(hints) != 1 || hints[0] != "</packs/app.js>; rel=preload" {
+			t.Errorf("noLean=%v: early hints %q, want the backend's one", noLean, hints)
+		}
+		if v := resp.Header.Values("Strict-Transport-Security"); len(v) != 1 || v[0] != "max-age=63072000; includeSubDomains" {
+			t.Errorf("noLean=%v: HSTS %q after the 103, want the edge's alone", noLean, v)
+		}
+		if resp.Header.Get("Link") != "" {
+			t.Errorf("noLean=%v: the 103's Link leaked into the final answer", noLean)
+		}
+		if !strings.HasPrefix(resp.Header.Get("Cache-Status"), "fedigate; fwd=") {
+			t.Errorf("noLean=%v: Cache-Status %q: the cache did not handle it", noLean, resp.Header.Get("Cache-Status"))
 		}
 	}
 }
