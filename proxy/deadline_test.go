@@ -21,14 +21,7 @@ import (
 // read deadline passed meanwhile) is reused, not taken for one the
 // backend wrote on.
 func TestH1ConnReusedAfterItsDeadlinePassed(t *testing.T) {
-	rb := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			if _, ok := readHead(br); !ok {
-				return
-			}
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		}
-	})
+	rb := startRawBackend(t, answerEach("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
 	te := startEdge(t, testConfig(t, rb.url(), ""), Options{})
 	c := te.client(false)
 	for i := 0; i < 2; i++ {

@@ -63,6 +63,19 @@ func readHead(br *bufio.Reader) (*http.Request, bool) {
 	return req, err == nil
 }
 
+// answerEach is a raw backend's handler that answers every request on a
+// connection with answer, in one write, whatever it holds.
+func answerEach(answer string) func(net.Conn, *bufio.Reader) {
+	return func(c net.Conn, br *bufio.Reader) {
+		for {
+			if _, ok := readHead(br); !ok {
+				return
+			}
+			_, _ = io.WriteString(c, answer)
+		}
+	}
+}
+
 // The fast path keeps one backend connection for a run of requests.
 func TestH1PoolReusesBackendConnection(t *testing.T) {
 	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -122,15 +135,8 @@ func TestH1RetriesOnConnectionClosedWhileIdle(t *testing.T) {
 // response for one request. The extra bytes must never become the answer
 // to somebody else's request: the connection is not reused.
 func TestAttackH1ResponseDesyncNotReused(t *testing.T) {
-	rb := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			if _, ok := readHead(br); !ok {
-				return
-			}
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"+
-				"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!")
-		}
-	})
+	rb := startRawBackend(t, answerEach("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"+
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"))
 	te := startEdge(t, testConfig(t, rb.url(), ""), Options{})
 	c := te.client(false)
 	for i := 0; i < 3; i++ {
