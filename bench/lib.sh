@@ -73,3 +73,19 @@ us_per_req() { awk -v t="$1" -v hz="$HZ" -v r="$2" -v s="$3" 'BEGIN { printf "%.
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# round_order ROUND NAME...: the names rotated by ROUND-1, so that over as
+# many rounds as names each contestant runs once in every position, after
+# every other one. A fixed order measured each one after the same
+# neighbour: the one after Caddy lost about a fifth of its rate (Caddy is
+# still busy when its round ends), which a rotation spreads over all.
+round_order() {
+  local r=$1; shift
+  local n=$# i
+  local names=("$@")
+  for ((i = 0; i < n; i++)); do echo "${names[(i + r - 1) % n]}"; done
+}
+
+# settle: a pause between contestants, for the last one's leftovers
+# (closing connections, a collection) to end before the next is measured.
+settle() { sleep "${SETTLE:-1}"; }
