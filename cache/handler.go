@@ -194,10 +194,10 @@ func hasConditionOrRange(h http.Header) bool {
 // and Content-Location (§4.4).
 func (h *handler) unsafe(w http.ResponseWriter, r *http.Request) {
 	c := h.c
-	sw := &statusWriter{ResponseWriter: w, c: c}
+	sw := &statusWriter{ResponseWriter: w, c: c, r: r}
 	defer func() {
-		if invalidates(r.Method, sw.status) || sw.status == 0 {
-			c.invalidate(r, sw.location, sw.contentLocation)
+		if sw.status == 0 { // no answer (the handler was cut): invalidate anyway
+			c.invalidate(r)
 		}
 	}()
 	h.next.ServeHTTP(sw, r)
@@ -241,19 +241,23 @@ func (c *Cache) drop(key []byte) {
 	}
 }
 
-// statusWriter notes an unsafe request's status and locations.
+// statusWriter invalidates what an unsafe request's answer makes stale
+// (§4.4) as soon as its status is known: before the answer goes out, so
+// the client's next GET cannot find the old copy.
 type statusWriter struct {
 	http.ResponseWriter
-	c                         *Cache
-	status                    int
-	location, contentLocation string
+	c      *Cache
+	r      *http.Request
+	status int
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if code >= 200 && s.status == 0 {
 		s.status = code
 		h := s.ResponseWriter.Header()
-		s.location, s.contentLocation = h.Get("Location"), h.Get("Content-Location")
+		if invalidates(s.r.Method, code) {
+			s.c.invalidate(s.r, h.Get("Location"), h.Get("Content-Location"))
+		}
 		s.c.setStatus(h, s.c.cs.method)
 	}
 	s.ResponseWriter.WriteHeader(code)

@@ -132,13 +132,26 @@ func (rg *rig) do(method, path string, hdr ...string) (*http.Response, string) {
 		}
 		req.Header.Add(k, v)
 	}
+	before := rg.reported()
 	resp, err := rg.client.Do(req)
 	if err != nil {
 		rg.t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
+	// The cache reports its result after the answer went out: a large
+	// answer can be read whole before that (lastResult would see the one
+	// before).
+	for deadline := time.Now().Add(2 * time.Second); rg.reported() == before && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	return resp, string(b)
+}
+
+func (rg *rig) reported() int {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	return len(rg.results)
 }
 
 func (rg *rig) lastResult() Result {

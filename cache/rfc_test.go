@@ -1,7 +1,9 @@
 package cache
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,5 +270,43 @@ func waitFetches(t *testing.T, rg *rig, n int64) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// invalidationProbe is the client's ResponseWriter for an unsafe request:
+// when the answer's header goes out, it asks the cache for the stored GET.
+type invalidationProbe struct {
+	*httptest.ResponseRecorder
+	probe func()
+}
+
+func (p *invalidationProbe) WriteHeader(code int) {
+	p.probe()
+	p.ResponseRecorder.WriteHeader(code)
+}
+
+// TestInvalidatedBeforeTheAnswerGoesOut: a client that POSTs and at once
+// GETs what it changed must not get the old copy, so the stored answer is
+// gone before the POST's answer reaches the client, not after (§4.4).
+func TestInvalidatedBeforeTheAnswerGoesOut(t *testing.T) {
+	rg := newRig(t, defaultCacheConfig(), fixed(200, "a", "Cache-Control: max-age=60"))
+	rg.do("GET", "/p")
+	if rg.do("GET", "/p"); rg.lastResult() != Hit {
+		t.Fatalf("setup: %v, want a hit", rg.lastResult())
+	}
+	h := rg.front.Config.Handler
+	var stored bool
+	w := &invalidationProbe{ResponseRecorder: httptest.NewRecorder(), probe: func() {
+		req := httptest.NewRequest("GET", rg.front.URL+"/p", nil)
+		bp := rg.cache.bufs.Get().(*[]byte)
+		lk, _ := rg.cache.find(req, bp)
+		rg.cache.bufs.Put(bp)
+		stored = lk.obj != nil
+	}}
+	req := httptest.NewRequest("POST", rg.front.URL+"/p", strings.NewReader("x"))
+	req.TLS = &tls.ConnectionState{} // as the front serves it: an https key
+	h.ServeHTTP(w, req)
+	if w.Code != 200 || stored {
+		t.Fatalf("POST answered %d; the old copy still stored when the answer went out: %v", w.Code, stored)
 	}
 }
