@@ -134,7 +134,7 @@ func TestReadyzFollowsSOCKSUpstream(t *testing.T) {
 	path := s.write(t)
 	b, _ := os.ReadFile(path)
 	os.WriteFile(path, []byte(strings.Replace(string(b), `listen = ""`, fmt.Sprintf("listen = %q", admin), 1)), 0o600)
-	startGateway(t, s.dir, s.listen)
+	startGateway(t, s.dir, s.listen, admin)
 	ready := func() (int, string) {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {

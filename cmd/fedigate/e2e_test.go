@@ -25,7 +25,7 @@ func TestEndToEndThroughBinary(t *testing.T) {
 name = "api-sign-up"
 limit = 2
 `))
-	startGateway(t, dir, addr)
+	startGateway(t, dir, addr, adminAddr)
 	c := clientTo(addr)
 	req, _ := http.NewRequest("GET", "https://social.test/api/v1/instance?x=1", nil)
 	req.Header.Set("X-Forwarded-For", "6.6.6.6")

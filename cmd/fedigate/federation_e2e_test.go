@@ -34,7 +34,7 @@ name = "discord-invites"
 match = ["discord.gg/"]
 action = "drop"
 `))
-	g := startGateway(t, dir, addr)
+	g := startGateway(t, dir, addr, adminAddr)
 	c := clientTo(addr)
 	deliver := func(domain, client, content string) int {
 		body := `{"type":"Create","object":{"type":"Note","content":"` + content + `"}}`

@@ -112,14 +112,16 @@ func (g *gatewayProc) wait(t *testing.T, within time.Duration) int {
 }
 
 // startGateway runs `fedigate run -config dir/fedigate.toml` and waits
-// until addr accepts connections.
-func startGateway(t *testing.T, dir, addr string) *gatewayProc {
+// until addr, and the addresses in also, accept connections.
+func startGateway(t *testing.T, dir, addr string, also ...string) *gatewayProc {
 	t.Helper()
-	return startGatewayBinary(t, binary, dir, addr)
+	return startGatewayBinary(t, binary, dir, addr, also...)
 }
 
 // startGatewayBinary runs bin (a build other than the race-enabled one).
-func startGatewayBinary(t *testing.T, bin, dir, addr string) *gatewayProc {
+// also are more addresses to wait for (the admin listener starts after
+// the edge's).
+func startGatewayBinary(t *testing.T, bin, dir, addr string, also ...string) *gatewayProc {
 	t.Helper()
 	g := &gatewayProc{done: make(chan struct{})}
 	g.cmd = exec.Command(bin, "run", "-config", filepath.Join(dir, "fedigate.toml"))
@@ -146,8 +148,10 @@ func startGatewayBinary(t *testing.T, bin, dir, addr string) *gatewayProc {
 			t.Logf("fedigate log:\n%s", g.Logs())
 		}
 	})
-	if err := testenv.WaitListening(addr, 15*time.Second, g.done); err != nil {
-		t.Fatalf("fedigate did not listen on %s: %v\n%s", addr, err, g.Logs())
+	for _, a := range append([]string{addr}, also...) {
+		if err := testenv.WaitListening(a, 15*time.Second, g.done); err != nil {
+			t.Fatalf("fedigate did not listen on %s: %v\n%s", a, err, g.Logs())
+		}
 	}
 	return g
 }

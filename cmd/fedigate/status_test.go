@@ -31,10 +31,7 @@ func TestStatusPageInChromium(t *testing.T) {
 name = "api-sign-up"
 limit = 2
 `))
-	startGateway(t, dir, addr)
-	if err := testenv.WaitListening(adminAddr, 10*time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
+	startGateway(t, dir, addr, adminAddr)
 	base := "http://" + adminAddr
 	waitStatus(t, base, func(d statusView) bool { return len(d.Deps) > 0 }) // the baseline sample is taken
 	c := clientTo(addr)
