@@ -16,27 +16,8 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/testenv"
 )
-
-// clock is the injected clock: tests move it, nothing sleeps for ages.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // answer is what the test backend sends for its n-th fetch (from 1).
 type answer func(n int, r *http.Request) (status int, hdr []string, body string)
@@ -45,7 +26,7 @@ type answer func(n int, r *http.Request) (status int, hdr []string, body string)
 // cache, served over HTTPS on loopback.
 type rig struct {
 	t       *testing.T
-	clock   *clock
+	clock   *testenv.Clock
 	cache   *Cache
 	backend *httptest.Server
 	front   *httptest.Server
@@ -63,7 +44,7 @@ func defaultCacheConfig() configs.Cache {
 
 func newRig(t *testing.T, cfg configs.Cache, a answer) *rig {
 	t.Helper()
-	rg := &rig{t: t, clock: newClock()}
+	rg := &rig{t: t, clock: testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	rg.answer.Store(&a)
 	rg.backend = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := int(rg.fetches.Add(1))

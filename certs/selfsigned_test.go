@@ -14,26 +14,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/internal/testenv"
 )
-
-// clock is an injected clock tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -126,22 +112,22 @@ func TestAttackSymlinkedKeyRefused(t *testing.T) {
 
 // The leaf is renewed in place, before it expires, with no restart.
 func TestSelfSignedRenewedWithoutRestart(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.now)
+	clk := testenv.NewClock(time.Now())
+	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.Now)
 	first := served(t, s)
-	clk.add(59 * 24 * time.Hour) // 31 days left: kept
+	clk.Advance(59 * 24 * time.Hour) // 31 days left: kept
 	if err := s.renewIfNeeded(); err != nil {
 		t.Fatal(err)
 	}
 	if !served(t, s).Equal(first) {
 		t.Fatal("renewed too early")
 	}
-	clk.add(2 * 24 * time.Hour) // 29 days left: renewed
+	clk.Advance(2 * 24 * time.Hour) // 29 days left: renewed
 	if err := s.renewIfNeeded(); err != nil {
 		t.Fatal(err)
 	}
 	second := served(t, s)
-	if second.Equal(first) || second.NotAfter.Sub(clk.now()) < 80*24*time.Hour {
+	if second.Equal(first) || second.NotAfter.Sub(clk.Now()) < 80*24*time.Hour {
 		t.Fatalf("not renewed: %v", second.NotAfter)
 	}
 	ca := pemCert(t, filepath.Join(s.cfg.StateDir, caFile))
@@ -154,11 +140,11 @@ func TestSelfSignedRenewedWithoutRestart(t *testing.T) {
 // writes no leaf: the stored leaf and the served one stay as they were;
 // the commit writes and serves the new one.
 func TestSelfSignedReloadPreparedNotCommittedChangesNothing(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.now)
+	clk := testenv.NewClock(time.Now())
+	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.Now)
 	first := served(t, s)
 	stored, _ := os.ReadFile(filepath.Join(s.cfg.StateDir, leafFile))
-	clk.add(61 * 24 * time.Hour) // 29 days left: due
+	clk.Advance(61 * 24 * time.Hour) // 29 days left: due
 	p, err := s.PrepareReload()
 	if err != nil {
 		t.Fatal(err)

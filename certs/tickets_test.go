@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/testenv"
 )
 
 // serveTLS answers each TLS connection with "ok" on loopback.
@@ -68,8 +69,8 @@ func TestTicketUnderRetiredKeyNotResumed(t *testing.T) {
 		ver  uint16
 	}{{"TLS1.3", tls.VersionTLS13}, {"TLS1.2", tls.VersionTLS12}} {
 		t.Run(v.name, func(t *testing.T) {
-			clk := &clock{t: time.Now()}
-			s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.now)
+			clk := testenv.NewClock(time.Now())
+			s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.Now)
 			addr := serveTLS(t, s.TLSConfig())
 
 			client := ticketClient(v.ver)
@@ -80,15 +81,15 @@ func TestTicketUnderRetiredKeyNotResumed(t *testing.T) {
 				t.Fatal("a fresh ticket was not resumed")
 			}
 
-			clk.add(11 * time.Hour) // the first key still encrypts: new clients' tickets are under it
+			clk.Advance(11 * time.Hour) // the first key still encrypts: new clients' tickets are under it
 			late, other := ticketClient(v.ver), ticketClient(v.ver)
 			resumes(t, addr, late)
 			resumes(t, addr, other)
-			clk.add(2 * time.Hour) // 13 h: a second key encrypts, the first still decrypts
+			clk.Advance(2 * time.Hour) // 13 h: a second key encrypts, the first still decrypts
 			if !resumes(t, addr, other) {
 				t.Fatal("a ticket under the previous, still live key was not resumed")
 			}
-			clk.add(11*time.Hour + 2*time.Minute) // 24 h after the first key: retired; late's ticket is 13 h old
+			clk.Advance(11*time.Hour + 2*time.Minute) // 24 h after the first key: retired; late's ticket is 13 h old
 			if resumes(t, addr, late) {
 				t.Fatal("a ticket under a retired key was resumed")
 			}
@@ -100,16 +101,16 @@ func TestTicketUnderRetiredKeyNotResumed(t *testing.T) {
 // fedigate sends an empty one instead, so a session is never resumed a day
 // after its first ticket, however often it was resumed in between.
 func TestTLS12ResumptionNotRenewedPastADay(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.now)
+	clk := testenv.NewClock(time.Now())
+	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.Now)
 	addr := serveTLS(t, s.TLSConfig())
 	client := ticketClient(tls.VersionTLS12)
 	resumes(t, addr, client)
 	for range 3 {
-		clk.add(7 * time.Hour)
+		clk.Advance(7 * time.Hour)
 		resumes(t, addr, client)
 	}
-	clk.add(4 * time.Hour) // 25 h after the session began
+	clk.Advance(4 * time.Hour) // 25 h after the session began
 	if resumes(t, addr, client) {
 		t.Fatal("a TLS 1.2 session was resumed a day after it began")
 	}
@@ -119,9 +120,9 @@ func TestTLS12ResumptionNotRenewedPastADay(t *testing.T) {
 // are only in that directory, 0600, and a retired key leaves the file.
 func TestTicketKeysSharedThroughStateDir(t *testing.T) {
 	dir := t.TempDir()
-	clk := &clock{t: time.Now()}
-	a := selfSigned(t, dir, []string{"social.test"}, clk.now)
-	b := selfSigned(t, dir, []string{"social.test"}, clk.now)
+	clk := testenv.NewClock(time.Now())
+	a := selfSigned(t, dir, []string{"social.test"}, clk.Now)
+	b := selfSigned(t, dir, []string{"social.test"}, clk.Now)
 	addrA, addrB := serveTLS(t, a.TLSConfig()), serveTLS(t, b.TLSConfig())
 	client := ticketClient(tls.VersionTLS13)
 	resumes(t, addrA, client)
@@ -134,7 +135,7 @@ func TestTicketKeysSharedThroughStateDir(t *testing.T) {
 		t.Fatalf("key file: %v %v", st, err)
 	}
 	first, _ := os.ReadFile(path)
-	clk.add(25 * time.Hour)
+	clk.Advance(25 * time.Hour)
 	resumes(t, addrA, ticketClient(tls.VersionTLS13)) // a handshake after the recheck refreshes the keys
 	resumes(t, addrB, ticketClient(tls.VersionTLS13))
 	now, _ := os.ReadFile(path)
@@ -163,8 +164,8 @@ func TestTicketKeyFileDamaged(t *testing.T) {
 // Forged, truncated or replayed-from-the-future tickets are a full
 // handshake, never an error or a panic.
 func FuzzUnwrapTicket(f *testing.F) {
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
-	tk, err := newTicketer("", clk.now, quiet())
+	clk := testenv.NewClock(time.Unix(1_800_000_000, 0))
+	tk, err := newTicketer("", clk.Now, quiet())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -193,8 +194,8 @@ func configsSelfSigned(dir string) configs.TLS {
 // The HTTP/3 listener uses the same tls.Config: quic-go wraps the hooks
 // with its own, and a ticket under a retired key is not resumed there either.
 func TestTicketsOverQUIC(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.now)
+	clk := testenv.NewClock(time.Now())
+	s := selfSigned(t, t.TempDir(), []string{"social.test"}, clk.Now)
 	conf := s.TLSConfig()
 	conf.NextProtos = []string{"h3"}
 	ln, err := quic.ListenAddr("127.0.0.1:0", conf, &quic.Config{})
@@ -240,7 +241,7 @@ func TestTicketsOverQUIC(t *testing.T) {
 	if !dial() {
 		t.Fatal("HTTP/3: a fresh ticket was not resumed")
 	}
-	clk.add(TicketKeyLife + 2*time.Minute)
+	clk.Advance(TicketKeyLife + 2*time.Minute)
 	if dial() {
 		t.Fatal("HTTP/3: a ticket under a retired key was resumed")
 	}

@@ -112,16 +112,8 @@ type edge struct {
 	guard *Guard
 	be    *backend
 	logs  *testenv.LogBuffer
-	clock *clock
+	clock *testenv.Clock
 }
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 
 // testConfig is the mastodon preset's [federation], with changes.
 func testConfig(change func(*configs.Federation)) configs.Federation {
@@ -145,7 +137,7 @@ func testClientAddr(r *http.Request) netip.Addr {
 
 func startEdge(t testing.TB, cfg configs.Federation, opts Options) *edge {
 	t.Helper()
-	e := &edge{be: newBackend(t), logs: &testenv.LogBuffer{}, clock: &clock{now: time.Now()}}
+	e := &edge{be: newBackend(t), logs: &testenv.LogBuffer{}, clock: testenv.NewClock(time.Now())}
 	if opts.Logger == nil {
 		opts.Logger = e.logs.Logger()
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,29 +14,6 @@ import (
 	"github.com/fedigate/fedigate/configs"
 	"github.com/fedigate/fedigate/internal/testenv"
 )
-
-// fakeClock is an injected clock for the memory store: it moves only when
-// the test says so.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // logBuffer captures slog output for assertions.
 type logBuffer = testenv.LogBuffer
@@ -62,7 +38,7 @@ func baseConfig(rules ...configs.Rule) configs.RateLimit {
 // stores returns the memory store (with its clock) and a Redis store on a
 // private redis-server; each limiter call starts from an empty database.
 func stores(t *testing.T) []store {
-	clock := newFakeClock()
+	clock := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	srv := testenv.Redis(t)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { admin.Close() })

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/testenv"
 )
 
 // A flood of distinct addresses cannot grow the memory store past its
 // bound; the stalest clients are evicted first, and idle ones expire.
 func TestAttackAddressFloodKeepsMemoryBounded(t *testing.T) {
-	clock := newFakeClock()
+	clock := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	l := mustNew(t, baseConfig(newRule("r", 3, time.Minute, "/x")), Options{Now: clock.Now, MaxKeys: 320})
 	tab := l.tables[0]
 	var a [16]byte
@@ -111,7 +112,7 @@ func TestClientKey(t *testing.T) {
 // Requests whose client address cannot be parsed are counted together,
 // never waved through.
 func TestAttackUnparsableClientAddressIsCounted(t *testing.T) {
-	l := mustNew(t, baseConfig(newRule("r", 1, time.Minute, "/x")), Options{Now: newFakeClock().Now})
+	l := mustNew(t, baseConfig(newRule("r", 1, time.Minute, "/x")), Options{Now: testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)).Now})
 	request(l.Middleware, "GET", "/x", "garbage")
 	if _, ran := request(l.Middleware, "GET", "/x", "more garbage"); ran {
 		t.Fatal("unparsable client addresses are not limited")

@@ -25,7 +25,7 @@ func testObserveOncePerDecision(t *testing.T, cfg configs.RateLimit) {
 	var mu sync.Mutex
 	var got []Decision
 	obs := func(d Decision) { mu.Lock(); got = append(got, d); mu.Unlock() }
-	clock := newFakeClock()
+	clock := testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	l := mustNew(t, cfg, Options{Now: clock.Now, Observe: obs})
 	request(l.Middleware, "POST", "/api/v1/accounts", "2001:db8:1:2::7")
 	request(l.Middleware, "POST", "/api/v1/accounts", "2001:db8:1:2::7")

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/fedigate/fedigate/internal/testenv"
 )
 
 // Reconfigure keeps the counts of rules whose name, limit and period are
@@ -53,7 +55,7 @@ func TestReconfigureKeepsUnchangedCounts(t *testing.T) {
 
 // A config that does not build leaves the running Limiter as it was.
 func TestReconfigureRefusesBadConfig(t *testing.T) {
-	l := mustNew(t, baseConfig(newRule("r", 1, time.Hour, "/a")), Options{Now: newFakeClock().Now})
+	l := mustNew(t, baseConfig(newRule("r", 1, time.Hour, "/a")), Options{Now: testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)).Now})
 	bad := baseConfig(newRule("r", 0, time.Hour, "/a"), newRule("r", 1, time.Hour, "/a"))
 	if nl, err := l.Reconfigure(bad); err == nil || nl != nil {
 		t.Fatalf("bad config accepted: %v", err)

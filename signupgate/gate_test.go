@@ -165,8 +165,8 @@ func TestAttackConcurrentDoubleSpend(t *testing.T) {
 }
 
 func TestChallengeRefusals(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	g, _ := newGuard(t, testConfig(), Options{Now: clk.now})
+	clk := testenv.NewClock(time.Now())
+	g, _ := newGuard(t, testConfig(), Options{Now: clk.Now})
 	h := g.Middleware(&backend{})
 	verify := func(tok, nonce string) int {
 		return do(h, "POST", Prefix+"verify", alice, url.Values{"token": {tok}, "nonce": {nonce}}).Code
@@ -201,7 +201,7 @@ func TestChallengeRefusals(t *testing.T) {
 		t.Errorf("same solution twice: %d", c)
 	}
 	late := challengeToken(t, h, alice)
-	clk.add(challengeTTL)
+	clk.Advance(challengeTTL)
 	if c := verify(late, solve(late, 8)); c != http.StatusForbidden {
 		t.Errorf("expired challenge: %d", c)
 	}
@@ -275,27 +275,27 @@ func TestReplayAcrossTwoGatewaysOnRedis(t *testing.T) {
 }
 
 func TestSurgeLockDown(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	cfg := testConfig()
 	cfg.SurgeThreshold, cfg.SurgeWindow, cfg.SurgeHold, cfg.SurgeExtraBits = 3, time.Minute, 10*time.Minute, 4
 	cfg.API = configs.APIAllow
-	g, logs := newGuard(t, cfg, Options{Now: clk.now})
+	g, logs := newGuard(t, cfg, Options{Now: clk.Now})
 	h := g.Middleware(&backend{})
 	for i := 0; i < 3; i++ {
 		do(h, "POST", "/auth", alice, url.Values{})
 	}
-	if g.difficulty(clk.now()) != 8 {
+	if g.difficulty(clk.Now()) != 8 {
 		t.Fatal("surge on at the threshold")
 	}
 	do(h, "POST", "/auth", alice, url.Values{})
-	if g.difficulty(clk.now()) != 12 {
-		t.Fatalf("difficulty in a surge: %d", g.difficulty(clk.now()))
+	if g.difficulty(clk.Now()) != 12 {
+		t.Fatalf("difficulty in a surge: %d", g.difficulty(clk.Now()))
 	}
 	if w := do(h, "POST", "/api/v1/accounts", alice, url.Values{}); w.Code != http.StatusForbidden {
 		t.Errorf("API in a surge: %d", w.Code)
 	}
-	clk.add(10*time.Minute + time.Second)
-	if g.difficulty(clk.now()) != 8 {
+	clk.Advance(10*time.Minute + time.Second)
+	if g.difficulty(clk.Now()) != 8 {
 		t.Fatal("surge did not end by itself")
 	}
 	if w := do(h, "POST", "/api/v1/accounts", alice, url.Values{}); w.Code != http.StatusFound {
@@ -355,20 +355,20 @@ func TestChallengePageIsSelfContained(t *testing.T) {
 // On Pleroma/Akkoma the web sign-up is the API: a surge must not close
 // sign-up there, only demand a pass (of the raised difficulty).
 func TestSurgeKeepsPleromaSignupOpenBehindChallenge(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	cfg := testConfig()
 	cfg.SurgeThreshold, cfg.SurgeWindow, cfg.SurgeHold, cfg.SurgeExtraBits = 1, time.Minute, 10*time.Minute, 2
 	cfg.API = configs.APIAllow
 	pc, _ := configs.Default(configs.PresetPleroma)
-	g, err := New(gateConfig(cfg, pc.Routes, t.TempDir()), Options{Now: clk.now})
+	g, err := New(gateConfig(cfg, pc.Routes, t.TempDir()), Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := g.Middleware(&backend{})
 	do(h, "POST", "/api/v1/accounts", alice, url.Values{})
 	do(h, "POST", "/api/v1/accounts", alice, url.Values{})
-	if g.difficulty(clk.now()) != 10 {
-		t.Fatalf("no surge: difficulty %d", g.difficulty(clk.now()))
+	if g.difficulty(clk.Now()) != 10 {
+		t.Fatalf("no surge: difficulty %d", g.difficulty(clk.Now()))
 	}
 	w := do(h, "POST", "/api/v1/accounts", alice, url.Values{})
 	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"challenge"`) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,25 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fedigate/fedigate/configs"
+	"github.com/fedigate/fedigate/internal/testenv"
 )
-
-// clock is an injected, settable time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func testConfig() configs.Signup {
 	return configs.Signup{Gate: configs.GatePoW, PowDifficulty: 8, PassTTL: time.Hour, API: configs.APIChallenge,
@@ -51,7 +33,7 @@ type testGate struct {
 	g       *Guard
 	h       http.Handler
 	backend http.Handler
-	clk     *clock
+	clk     *testenv.Clock
 	seen    atomic.Int32 // sign-up POSTs the backend saw
 	status  atomic.Int32 // status the backend answers sign-ups with
 	lastCk  atomic.Value // Cookie header the backend saw
@@ -65,10 +47,10 @@ func newTestGate(t testing.TB, cfg configs.Signup, keyDir string, rdb redis.Univ
 // newTestGateOf is newTestGate for a whole config (its store included).
 func newTestGateOf(t testing.TB, cfg *configs.Config, rdb redis.UniversalClient) *testGate {
 	t.Helper()
-	tg := &testGate{clk: newClock()}
+	tg := &testGate{clk: testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	tg.status.Store(http.StatusFound)
 	g, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: tg.clk.now, Redis: rdb})
+		Now: tg.clk.Now, Redis: rdb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +173,7 @@ func newTokenForTest(t testing.TB, kind byte, client string, exp time.Time) toke
 
 func mustParse(t testing.TB, tg *testGate, pass string) token {
 	t.Helper()
-	tok, err := parseToken(pass, tg.g.key, kindPass, mustAddr("192.0.2.1"), tg.clk.now())
+	tok, err := parseToken(pass, tg.g.key, kindPass, mustAddr("192.0.2.1"), tg.clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

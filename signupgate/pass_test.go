@@ -74,11 +74,11 @@ func TestAttackBitFlippedPassRefused(t *testing.T) {
 	for i := 0; i < len(pass); i++ {
 		b := []byte(pass)
 		b[i] = alphabet[(indexByte(alphabet, b[i])+1)%64]
-		if _, err := parseToken(string(b), tg.g.key, kindPass, mustAddr("192.0.2.1"), tg.clk.now()); err == nil {
+		if _, err := parseToken(string(b), tg.g.key, kindPass, mustAddr("192.0.2.1"), tg.clk.Now()); err == nil {
 			t.Fatalf("flip at %d accepted", i)
 		}
 	}
-	if _, err := parseToken(pass, tg.g.key, kindChallenge, mustAddr("192.0.2.1"), tg.clk.now()); err != errKind {
+	if _, err := parseToken(pass, tg.g.key, kindChallenge, mustAddr("192.0.2.1"), tg.clk.Now()); err != errKind {
 		t.Fatalf("pass used as a challenge: %v", err)
 	}
 }
@@ -86,7 +86,7 @@ func TestAttackBitFlippedPassRefused(t *testing.T) {
 func TestAttackExpiredPassRefused(t *testing.T) {
 	tg := newTestGate(t, testConfig(), t.TempDir(), nil)
 	pass := tg.passFor(t, "192.0.2.1")
-	tg.clk.add(time.Hour)
+	tg.clk.Advance(time.Hour)
 	if w := tg.do("POST", "/auth", "192.0.2.1", pass, formOf()); w.Code != http.StatusForbidden || tg.seen.Load() != 0 {
 		t.Fatalf("expired pass: %d", w.Code)
 	}

@@ -122,13 +122,13 @@ func TestSurgeLockdownSurvivesReload(t *testing.T) {
 	for range 3 {
 		tg.do("POST", "/api/v1/accounts", "192.0.2.7", "", formOf())
 	}
-	if !tg.g.surge.active(tg.clk.now()) {
+	if !tg.g.surge.active(tg.clk.Now()) {
 		t.Fatal("no surge after three API sign-ups with threshold 1")
 	}
 	next := *cfg
 	next.Signup.PassTTL = 2 * time.Hour
 	tg.reconfigure(t, &next)
-	if !tg.g.surge.active(tg.clk.now()) {
+	if !tg.g.surge.active(tg.clk.Now()) {
 		t.Fatal("the reload lifted the lock-down")
 	}
 	if w := tg.do("POST", "/api/v1/accounts", "192.0.2.8", "", formOf()); w.Code != http.StatusForbidden {
