@@ -189,9 +189,10 @@ func hasConditionOrRange(h http.Header) bool {
 	return false
 }
 
-// unsafe passes a request of another method through and, after a
-// non-error answer, invalidates its target and the same-host Location
-// and Content-Location (§4.4).
+// unsafe passes a request of another method through and, when its
+// answer's status is a non-error one, invalidates its target and the
+// same-host Location and Content-Location (§4.4), before the answer goes
+// out (statusWriter).
 func (h *handler) unsafe(w http.ResponseWriter, r *http.Request) {
 	c := h.c
 	sw := &statusWriter{ResponseWriter: w, c: c, r: r}
