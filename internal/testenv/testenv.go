@@ -1,6 +1,7 @@
 // Package testenv starts the real servers fedigate's tests talk to (Redis,
 // SOCKS5 servers, Chromium) on loopback, one per test or per package, and
-// stops them when the test ends. It is for tests only.
+// stops them when the test ends, and holds the few helpers every
+// package's tests share (LogBuffer, Clock). It is for tests only.
 //
 // A missing program is a test failure, never a skip: the message names the
 // Debian package and the command (./scripts/test) that installs it.
