@@ -255,6 +255,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 
 	errc := make(chan error, 2*len(ls))
 	n := 0
+	var h3Done []chan struct{}
 	for _, l := range ls {
 		if l == nil {
 			continue
@@ -263,13 +264,16 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 		go func() { errc <- l.srv.Shutdown(ctx) }()
 		if l.h3 != nil {
 			n++
-			go func() { errc <- l.h3.srv.Shutdown(ctx) }()
+			done := make(chan struct{})
+			h3Done = append(h3Done, done)
+			go func() { errc <- l.h3.srv.Shutdown(ctx); close(done) }()
 		}
 	}
 	e.waitDrained(ctx)
 	e.state.streamCancel()
 	e.state.streams.wait(ctx) // websockets get their close frames, SSE ends
 	e.state.conns.closeAll()
+	lingerH3(ctx, h3Done)
 	for _, l := range ls {
 		if l != nil && l.h3 != nil {
 			l.h3.close() // the drain is over: idle QUIC connections go now
@@ -291,6 +295,34 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("proxy: shutdown: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// h3Linger bounds how long, once every handler has returned, QUIC
+// connections are left to their clients: an answer a handler has finished
+// may still be in the connection's send buffer, and closing the
+// connection drops it (the client sees H3_NO_ERROR in place of its
+// answer). A client closes its connection itself once its requests are
+// answered after a GOAWAY (RFC 9114 §5.2); one that does not is closed
+// when the linger ends.
+const h3Linger = 2 * time.Second
+
+// lingerH3 waits for the HTTP/3 servers' graceful shutdowns (done), at
+// most h3Linger and never past ctx.
+func lingerH3(ctx context.Context, done []chan struct{}) {
+	if len(done) == 0 {
+		return
+	}
+	t := time.NewTimer(h3Linger)
+	defer t.Stop()
+	for _, d := range done {
+		select {
+		case <-d:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // waitDrained returns when no request but streams is in flight, or ctx ends.
