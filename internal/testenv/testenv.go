@@ -11,9 +11,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,15 +34,66 @@ func Binary(t testing.TB, name, debianPackage string) string {
 	return p
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, and
+// free for UDP too. It is drawn from below the kernel's ephemeral range
+// (ip_local_port_range), so no outgoing connection of a test running in
+// parallel, and no listener on port 0, can take it in the moment between
+// this check and the test's own bind; and a process never gets one port
+// twice.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	low, high := reservedRange()
+	for range 200 {
+		p := low + portRand.IntN(high-low+1)
+		if portsGiven[p] || !bindable(p) {
+			continue
+		}
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port in %d-%d after 200 tries", low, high)
+	return 0
+}
+
+var (
+	portMu     sync.Mutex
+	portsGiven = map[int]bool{}
+	portRand   = rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
+)
+
+// reservedRange is the band of ports tests draw from: the 12,000 below the
+// ephemeral range's start, or 20000-32767 when it cannot be read or starts
+// too low to leave room.
+func reservedRange() (int, int) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low < 13024 {
+		low = 32768
+	}
+	return low - 12000, low - 1
+}
+
+func bindable(p int) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
 
 // Process is a server started for a test.
