@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fedigate/fedigate/internal/copybuf"
 	"github.com/maypok86/otter/v2"
 )
 
@@ -185,50 +187,114 @@ func (d *diskStore) Get(_ uint64, key []byte) *Entry {
 	return e
 }
 
-// read loads a file, checking its length and checksum first.
+// smallFile is the size up to which a disk object is read whole into
+// memory; a larger one is served from its open file, so concurrent hits
+// of large media hold a copy buffer each, not the body.
+const smallFile = 2 * copybuf.Size
+
+// maxDiskMeta bounds a file's metadata (its fields), read into memory.
+const maxDiskMeta = 1 << 20
+
+// read opens a file and checks its length and checksum (streaming it
+// through SHA-256, never whole in memory) before anything of it is used.
 func (d *diskStore) read(f diskFile, key []byte) (*Entry, error) {
-	b, err := os.ReadFile(filepath.Join(d.dir, f.name))
+	fh, err := os.Open(filepath.Join(d.dir, f.name))
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) != f.size || len(b) < len(diskMagic)+4+sha256.Size || string(b[:4]) != diskMagic {
-		return nil, fmt.Errorf("length %d, want %d", len(b), f.size)
+	keep := false
+	defer func() {
+		if !keep {
+			_ = fh.Close()
+		}
+	}()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
 	}
-	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
+	size := st.Size()
+	if size != f.size || size < int64(len(diskMagic))+4+sha256.Size {
+		return nil, fmt.Errorf("length %d, want %d", size, f.size)
+	}
+	end := size - sha256.Size // the bytes the checksum covers
+	var all []byte            // the whole file, when it is small
+	h := sha256.New()
+	if size <= smallFile {
+		all = make([]byte, size)
+		if _, err := fh.ReadAt(all, 0); err != nil {
+			return nil, err
+		}
+		h.Write(all[:end])
+	} else {
+		bp := copybuf.Shared.Borrow()
+		_, err := io.CopyBuffer(h, io.NewSectionReader(fh, 0, end), *bp)
+		copybuf.Shared.Return(bp)
+		if err != nil {
+			return nil, err
+		}
+	}
+	at := func(p []byte, off int64) error { // from memory when the file is there
+		if all != nil {
+			copy(p, all[off:])
+			return nil
+		}
+		_, err := fh.ReadAt(p, off)
+		return err
+	}
+	var sum [sha256.Size]byte
+	var hdr [8]byte
+	if err := at(sum[:], end); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(h.Sum(nil), sum[:]) {
 		return nil, errors.New("checksum mismatch")
 	}
-	n := int(binary.BigEndian.Uint32(body[4:8]))
-	if 8+n > len(body) {
+	if err := at(hdr[:], 0); err != nil || string(hdr[:4]) != diskMagic {
+		return nil, errors.New("not a cache file")
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[4:8]))
+	if n > maxDiskMeta || 8+n > end {
 		return nil, errors.New("metadata past the end")
 	}
+	meta := make([]byte, n)
+	if err := at(meta, 8); err != nil {
+		return nil, err
+	}
 	var m diskMeta
-	if err := json.Unmarshal(body[8:8+n], &m); err != nil {
+	if err := json.Unmarshal(meta, &m); err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	if m.Key != string(key) {
 		return nil, errors.New("another key")
 	}
-	rest := body[8+n:]
+	off := 8 + n
 	e := &Entry{Key: m.Key}
 	for _, v := range m.Variants {
-		if v.BodyLen < 0 || v.BodyLen > len(rest) {
+		bl := int64(v.BodyLen)
+		if bl < 0 || bl > end-off {
 			return nil, errors.New("body past the end")
 		}
 		cc, err := ParseCacheControl(v.Header["Cache-Control"])
 		if err != nil {
 			return nil, err
 		}
-		e.Variants = append(e.Variants, &Object{
+		o := &Object{
 			Secondary: v.Secondary, Vary: v.Vary, Status: v.Status, Header: v.Header,
-			Body: rest[:v.BodyLen:v.BodyLen], ReqTime: v.ReqTime, RespTime: v.RespTime,
+			ReqTime: v.ReqTime, RespTime: v.RespTime,
 			InitialAge: v.InitialAge, Lifetime: v.Lifetime, CC: cc, cl: []string{strconv.Itoa(v.BodyLen)},
-		})
-		rest = rest[v.BodyLen:]
+		}
+		if all != nil {
+			o.Body = all[off : off+bl : off+bl]
+		} else {
+			o.file = &fileBody{f: fh, off: off, n: bl}
+		}
+		e.Variants = append(e.Variants, o)
+		off += bl
 	}
-	if len(rest) != 0 {
+	if off != end {
 		return nil, errors.New("bytes after the bodies")
 	}
+	keep = all == nil
 	return e, nil
 }
 
@@ -239,7 +305,7 @@ func (d *diskStore) Set(_ uint64, e *Entry) error {
 	m := diskMeta{Key: e.Key}
 	for _, o := range e.Variants {
 		m.Variants = append(m.Variants, diskVariant{
-			Secondary: o.Secondary, Vary: o.Vary, Status: o.Status, Header: o.Header, BodyLen: len(o.Body),
+			Secondary: o.Secondary, Vary: o.Vary, Status: o.Status, Header: o.Header, BodyLen: int(o.bodySize()),
 			ReqTime: o.ReqTime, RespTime: o.RespTime, InitialAge: o.InitialAge, Lifetime: o.Lifetime,
 		})
 	}
@@ -254,24 +320,25 @@ func (d *diskStore) Set(_ uint64, e *Entry) error {
 	}
 	defer func() { _ = os.Remove(tmp.Name()) }() // gone after the rename; after a failure, removed
 	h := sha256.New()
+	out := io.MultiWriter(tmp, h)
 	var hdr [8]byte
 	copy(hdr[:], diskMagic)
 	binary.BigEndian.PutUint32(hdr[4:], uint32(len(meta)))
 	size := int64(8 + len(meta) + sha256.Size)
-	parts := [][]byte{hdr[:], meta}
+	_, err = out.Write(hdr[:])
+	if err == nil {
+		_, err = out.Write(meta)
+	}
 	for _, o := range e.Variants {
-		parts = append(parts, o.Body)
-		size += int64(len(o.Body))
-	}
-	for _, p := range parts {
-		h.Write(p)
-		if _, err := tmp.Write(p); err != nil {
-			_ = tmp.Close()
-			d.fail(err)
-			return err
+		if err == nil {
+			err = o.writeBody(out) // a body from another file is copied, not loaded
 		}
+		size += o.bodySize()
 	}
-	if _, err := tmp.Write(h.Sum(nil)); err != nil {
+	if err == nil {
+		_, err = tmp.Write(h.Sum(nil))
+	}
+	if err != nil {
 		_ = tmp.Close()
 		d.fail(err)
 		return err

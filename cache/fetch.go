@@ -182,12 +182,20 @@ func (h *handler) refresh(r *http.Request, lk lookup) {
 // store keeps o under key in the tier its size and path choose, as the
 // newest variant; other variants with the same secondary key go.
 func (c *Cache) store(key []byte, hash uint64, path string, o *Object) bool {
-	t := c.tierOf(path, int64(len(o.Body)))
+	t := c.tierOf(path, o.bodySize())
 	if t == nil {
 		return false
 	}
+	if t == c.mem { // a body from a disk file (a 304 updated it) comes into memory
+		var err error
+		if o, err = o.inMemory(); err != nil {
+			return false
+		}
+	}
 	e := &Entry{Key: string(key), Variants: []*Object{o}}
-	if old := t.Get(hash, key); old != nil {
+	old := t.Get(hash, key)
+	defer old.release() // its variants are copied into the new file, or held in memory
+	if old != nil {
 		for _, v := range old.Variants {
 			if len(e.Variants) == maxVariants {
 				break
@@ -281,6 +289,6 @@ func (c *Cache) updated(r *http.Request, o *Object, h http.Header, reqTime, resp
 		return nil
 	}
 	n := c.newObject(r, o.Status, nh, cc, o.Body, reqTime, respTime)
-	n.Vary, n.Secondary = o.Vary, o.Secondary
+	n.Vary, n.Secondary, n.file, n.cl = o.Vary, o.Secondary, o.file, o.cl
 	return n
 }

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"hash/maphash"
 	"net/http"
 	"strings"
@@ -54,10 +53,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch decide(o, lk.reqCC, pragmaNoCache(r.Header), lk.now) {
 		case useFresh:
 			c.serveObject(w, r, o, lk.now, c.cs.hit)
+			lk.entry.release() // nobody else holds what this lookup read
 			c.report(r, Hit)
 			return
 		case useStale:
 			c.serveObject(w, r, o, lk.now, c.cs.maxStale)
+			lk.entry.release()
 			c.report(r, Stale)
 			return
 		case useSWR:
@@ -170,13 +171,13 @@ func (c *Cache) serveObject(w http.ResponseWriter, r *http.Request, o *Object, n
 			h["Content-Type"] = nil // never sniffed
 		}
 		delete(h, "Content-Length")
-		http.ServeContent(w, r, "", mod, bytes.NewReader(o.Body))
+		http.ServeContent(w, r, "", mod, o.bodyReader())
 		return
 	}
 	h["Content-Length"] = o.cl
 	w.WriteHeader(o.Status)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(o.Body)
+		_ = o.writeBody(w)
 	}
 }
 

@@ -17,9 +17,10 @@ type Object struct {
 	Vary      []string // canonical names from the answer's Vary
 	Status    int
 	Header    http.Header // the fields stored, minus those private="..." and no-cache="..." name
-	Body      []byte
-	ReqTime   time.Time // when the request that fetched it left (§4.2.3 request_time)
-	RespTime  time.Time // when its answer arrived (response_time)
+	Body      []byte      // the body when it is in memory
+	file      *fileBody   // the body when it lies in a disk tier file (Body is nil)
+	ReqTime   time.Time   // when the request that fetched it left (§4.2.3 request_time)
+	RespTime  time.Time   // when its answer arrived (response_time)
 	// InitialAge is the corrected initial age (§4.2.3); Lifetime the
 	// freshness lifetime (§4.2.1); CC the answer's Cache-Control.
 	InitialAge time.Duration
@@ -34,10 +35,11 @@ func (o *Object) age(now time.Time) time.Duration {
 	return o.InitialAge + max(now.Sub(o.RespTime), 0)
 }
 
-// weight is what the object holds in memory, in bytes: fields, body and
-// a fixed overhead for the structures around them.
+// weight is what the object holds, in bytes: fields, body (in memory, or
+// in its file for the disk tier, which weighs what it writes) and a fixed
+// overhead for the structures around them.
 func (o *Object) weight() int64 {
-	n := int64(objectOverhead + len(o.Secondary) + len(o.Body))
+	n := int64(objectOverhead+len(o.Secondary)) + o.bodySize()
 	for _, v := range o.Vary {
 		n += int64(len(v)) + 16
 	}
