@@ -86,9 +86,11 @@ type Cache struct {
 	bufs    sync.Pool // *[]byte key buffers
 	mu      sync.Mutex
 	flights map[string]*flight
-	status  string     // Cache-Status header name, "" = none
-	ages    [][]string // Age values 0..len-1, shared
-	cs      statusValues
+	// recording is the bytes the bodies being recorded hold (recorder.hold).
+	recording atomic.Int64
+	status    string     // Cache-Status header name, "" = none
+	ages      [][]string // Age values 0..len-1, shared
+	cs        statusValues
 	// missValues are the Cache-Status values of fetches built so far
 	// (missStatus); missMu serialises their writers.
 	missValues atomic.Pointer[map[missKey][]string]

@@ -47,6 +47,7 @@ const (
 	RefuseMalformed   Refusal = "malformed"
 	RefuseTooLarge    Refusal = "too-large"
 	RefuseIncomplete  Refusal = "incomplete"
+	RefuseBusy        Refusal = "busy" // the answers being recorded already hold max_memory
 )
 
 // storable decides §3 for a shared cache, plus fedigate's own rules: no

@@ -27,6 +27,7 @@ type recorder struct {
 	cc      Directives
 	body    []byte
 	limit   int64
+	held    int64 // bytes of the cache's recording budget this answer holds
 	want    int64 // Content-Length, -1 = unknown
 	stored  bool  // the body was complete and finish's store work is done
 	cut     bool  // a write to the client failed, or the body outgrew limit
@@ -58,6 +59,7 @@ func newRecorder(c *Cache, w http.ResponseWriter, r *http.Request, lk lookup, st
 
 // release hands rc back for reuse once the fetch is over.
 func (rc *recorder) release() {
+	rc.drop()
 	h := rc.h
 	clear(h)
 	*rc = recorder{h: h}
@@ -101,8 +103,13 @@ func (rc *recorder) WriteHeader(code int) {
 	if rc.refusal == Storable {
 		if n, err := strconv.ParseInt(rc.h.Get("Content-Length"), 10, 64); err == nil && n > rc.limit {
 			rc.refusal = RefuseTooLarge
-		} else if err == nil {
-			rc.body, rc.want = make([]byte, 0, n), n
+		} else if err == nil && n >= 0 {
+			rc.want = n
+			if rc.hold(n) {
+				rc.body = make([]byte, 0, n)
+			} else {
+				rc.refusal = RefuseBusy
+			}
 		}
 	}
 	if rc.refusal == Storable {
@@ -156,8 +163,12 @@ func (rc *recorder) Write(b []byte) (int, error) {
 	case recNotModified, recStaleError:
 		return len(b), nil
 	case recStore:
-		if int64(len(rc.body)+len(b)) > rc.limit {
+		if n := int64(len(rc.body) + len(b)); n > rc.limit || !rc.hold(n) {
 			rc.mode, rc.body, rc.refusal = recPass, nil, RefuseTooLarge
+			if n <= rc.limit {
+				rc.refusal = RefuseBusy
+			}
+			rc.drop()
 			rc.tell(nil)
 		} else {
 			rc.body = append(rc.body, b...)
@@ -172,6 +183,7 @@ func (rc *recorder) Write(b []byte) (int, error) {
 	n, err := rc.w.Write(b)
 	if err != nil && rc.mode == recStore {
 		rc.mode, rc.body, rc.cut = recPass, nil, true
+		rc.drop()
 		rc.tell(nil)
 	}
 	return n, err
@@ -186,7 +198,43 @@ func (rc *recorder) Flush() {
 func (rc *recorder) Unwrap() http.ResponseWriter { return rc.w }
 
 // abandon: the answer was cut short; nothing is stored, the waiters go on.
-func (rc *recorder) abandon() { rc.tell(nil) }
+func (rc *recorder) abandon() {
+	rc.drop()
+	rc.tell(nil)
+}
+
+// holdStep is how much more of the recording budget a body of unknown
+// length takes at a time.
+const holdStep = 64 << 10
+
+// hold makes rc's share of the cache's recording budget cover n body
+// bytes. The bodies being recorded (held in memory while they arrive,
+// whichever tier they are bound for) hold at most max_memory together;
+// false: that is spent, and this answer passes through unstored.
+func (rc *recorder) hold(n int64) bool {
+	if n <= rc.held {
+		return true
+	}
+	more := n - rc.held
+	if rc.want < 0 {
+		more = max(more, min(holdStep, rc.limit-rc.held))
+	}
+	c := rc.c
+	if c.recording.Add(more) > c.cfg.MaxMemory {
+		c.recording.Add(-more)
+		return false
+	}
+	rc.held += more
+	return true
+}
+
+// drop gives rc's share of the recording budget back.
+func (rc *recorder) drop() {
+	if rc.held != 0 {
+		rc.c.recording.Add(-rc.held)
+		rc.held = 0
+	}
+}
 
 // finish stores what may be stored, answers the client from the store
 // when the answer was held back, and tells the flight.
