@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -58,7 +59,11 @@ func TestDiskHitsStreamFromTheFile(t *testing.T) {
 	cfg := defaultCacheConfig()
 	cfg.MaxMemory, cfg.MaxObject, cfg.MaxDisk = 4<<20, 1<<20, 256<<20
 	cfg.Dir = filepath.Join(t.TempDir(), "cache")
-	big := strings.Repeat("0123456789abcdef", 4<<20/16)
+	var sb strings.Builder
+	for i := 0; sb.Len() < 4<<20; i++ {
+		fmt.Fprintf(&sb, "%08d", i) // no two 10-byte ranges alike
+	}
+	big := sb.String()
 	rg := newRig(t, cfg, fixed(200, big, "Cache-Control: public, max-age=3600", "Content-Type: image/png"))
 	if _, b := rg.do("GET", "/media/big.png"); b != big {
 		t.Fatalf("first fetch: %d bytes", len(b))
@@ -116,6 +121,12 @@ func TestDiskHitsStreamFromTheFile(t *testing.T) {
 	hit(rw, "Range: bytes=1000000-1000015")
 	if rw.Code != http.StatusPartialContent || rw.Body.String() != big[1000000:1000016] {
 		t.Fatalf("range: %d %q", rw.Code, rw.Body.String())
+	}
+	rw = httptest.NewRecorder()
+	hit(rw, "Range: bytes=0-9,2000000-2000009")
+	if b := rw.Body.String(); rw.Code != http.StatusPartialContent || !strings.Contains(b, big[:10]) || !strings.Contains(b, big[2000000:2000010]) ||
+		!strings.HasPrefix(rw.Header().Get("Content-Type"), "multipart/byteranges") {
+		t.Fatalf("two ranges: %d %q", rw.Code, b)
 	}
 	if open := openFiles(t); open > fds+1 {
 		t.Fatalf("%d files open after the hits, %d before: a hit leaves its file open", open, fds)
