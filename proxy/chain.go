@@ -85,6 +85,7 @@ func buildChain(cfg *configs.Config, opts Options, st *edgeState) (*chain, error
 	if log == nil {
 		log = slog.Default()
 	}
+	setPollLogger(log)
 	c := &chain{
 		cfg:       cfg,
 		log:       log,

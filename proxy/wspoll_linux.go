@@ -38,7 +38,19 @@ type pollReg struct {
 var (
 	pollOnce sync.Once
 	poller   atomic.Pointer[wsPoller] // nil: no epoll; directions wait in goroutines
+	pollLog  atomic.Pointer[slog.Logger]
 )
+
+// setPollLogger makes the edge's logger the poller's (one poller serves
+// the process; the edge built last names the logger).
+func setPollLogger(l *slog.Logger) { pollLog.Store(l) }
+
+func pollLogger() *slog.Logger {
+	if l := pollLog.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
+}
 
 func sharedPoller() *wsPoller {
 	pollOnce.Do(func() {
@@ -54,7 +66,7 @@ func sharedPoller() *wsPoller {
 func newPoller() *wsPoller {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
-		slog.Warn("websockets: no epoll, idle websockets wait in goroutines", "err", err)
+		pollLogger().Warn("websockets: no epoll, idle websockets wait in goroutines", "err", err)
 		return nil
 	}
 	p := &wsPoller{fd: fd, regs: map[uint64]*turns{}}
@@ -143,7 +155,7 @@ func (p *wsPoller) serve() {
 // every later one, parks a goroutine instead. No websocket is left
 // waiting on an epoll nobody reads.
 func (p *wsPoller) fail(err error) {
-	slog.Error("websockets: epoll_wait failed; idle websockets now wait in goroutines", "err", err)
+	pollLogger().Error("websockets: epoll_wait failed; idle websockets now wait in goroutines", "err", err)
 	p.failed.Store(true)
 	p.mu.Lock()
 	for _, t := range p.regs {

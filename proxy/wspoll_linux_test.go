@@ -20,7 +20,8 @@ import (
 func TestWebsocketPollerFailureFallsBackToGoroutines(t *testing.T) {
 	web, _ := recordingBackend(t)
 	_, st := wsBackend(t)
-	te := startEdge(t, testConfig(t, web.URL, st.URL), Options{})
+	logs := &logBuffer{}
+	te := startEdge(t, testConfig(t, web.URL, st.URL), Options{Logger: logs.Logger()})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	idle := dialWS(t, te, nil)
@@ -40,6 +41,9 @@ func TestWebsocketPollerFailureFallsBackToGoroutines(t *testing.T) {
 	}
 	t.Cleanup(func() { poller.Store(newPoller()) }) // the tests after this one get a working poller
 	p.fail(errors.New("injected epoll_wait failure"))
+	if logs.Count("epoll_wait failed") != 1 || logs.Count("injected epoll_wait failure") != 1 {
+		t.Errorf("the failure is not one line in the edge's log:\n%s", logs)
+	}
 	after := dialWS(t, te, nil)
 	for i, conn := range [...]*websocket.Conn{idle, after} { // opened before the failure, and after it
 		for _, size := range []int{1, 70_000} {
