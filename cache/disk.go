@@ -313,6 +313,9 @@ func (d *diskStore) Set(_ uint64, e *Entry) error {
 	if err != nil {
 		return err
 	}
+	if len(meta) > maxDiskMeta {
+		return ErrTooLarge // read would refuse it
+	}
 	tmp, err := os.CreateTemp(d.dir, "tmp-*")
 	if err != nil {
 		d.fail(err)

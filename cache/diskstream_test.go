@@ -170,3 +170,23 @@ func TestDiskObjectRevalidatedAndStale(t *testing.T) {
 		t.Fatalf("stale-if-error: %d bytes, %v", len(b), rg.lastResult())
 	}
 }
+
+// TestDiskRefusesMetadataItCouldNotRead: fields over the metadata bound
+// are refused at Set (ErrTooLarge, no file), not written for every Get to
+// drop as broken.
+func TestDiskRefusesMetadataItCouldNotRead(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	d, err := OpenDisk(dir, 64<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	e := testEntry("https://a.example/media/1.png", "body")
+	e.Variants[0].Header.Set("X-Huge", strings.Repeat("h", maxDiskMeta))
+	if err := d.Set(0, e); err != ErrTooLarge {
+		t.Fatalf("Set: %v, want ErrTooLarge", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 0 {
+		t.Fatalf("files left: %v", files)
+	}
+}
